@@ -76,11 +76,11 @@ func ParseCredentials(value string) (Credentials, error) {
 			if s[0] != ',' {
 				return c, fmt.Errorf("%w: expected ',' at offset %d", ErrMalformed, len(value)-len(s))
 			}
-			// Empty list elements ("a=1, , b=2", a trailing comma) are
-			// allowed by the #rule of RFC 7230 section 7.
-			for s != "" && s[0] == ',' {
-				s = skipSpace(s[1:])
-			}
+		}
+		// Empty list elements ("a=1, , b=2", a leading or trailing comma)
+		// are allowed by the #rule of RFC 7230 section 7.
+		for s != "" && s[0] == ',' {
+			s = skipSpace(s[1:])
 		}
 		if s == "" {
 			break
@@ -145,28 +145,43 @@ func skipSpace(s string) string {
 	return s
 }
 
-// isTokenChar reports whether b may appear in a token (RFC 3261 25.1).
-func isTokenChar(b byte) bool {
-	switch {
-	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
-		return true
+// Byte classes, looked up in a table because the parser is on the hot path.
+const (
+	cToken = 1 << iota // token character (RFC 3261 25.1)
+	cBare              // may appear in an unquoted value
+	cQText             // may appear unescaped in a quoted string
+)
+
+var class = func() (t [256]uint8) {
+	for b := 0; b < 256; b++ {
+		c := byte(b)
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-.!%*_+`'~", c) >= 0 {
+			t[b] |= cToken
+		}
+		// Wider than a token on purpose (see ParseCredentials).
+		if c > ' ' && c < 0x7f && c != ',' && c != '"' {
+			t[b] |= cBare
+		}
+		if !isCTL(c) && c != '"' && c != '\\' {
+			t[b] |= cQText
+		}
 	}
-	return strings.IndexByte("-.!%*_+`'~", b) >= 0
-}
+	return t
+}()
 
 func cutToken(s string) (tok, rest string) {
 	i := 0
-	for i < len(s) && isTokenChar(s[i]) {
+	for i < len(s) && class[s[i]]&cToken != 0 {
 		i++
 	}
 	return s[:i], s[i:]
 }
 
 // cutBare cuts an unquoted value: anything visible up to a comma, space or
-// quote. Wider than a token on purpose (see ParseCredentials).
+// quote.
 func cutBare(s string) (v, rest string) {
 	i := 0
-	for i < len(s) && s[i] > ' ' && s[i] < 0x7f && s[i] != ',' && s[i] != '"' {
+	for i < len(s) && class[s[i]]&cBare != 0 {
 		i++
 	}
 	return s[:i], s[i:]
@@ -177,6 +192,12 @@ func cutBare(s string) (v, rest string) {
 func cutQuoted(s string) (v, rest string, err error) {
 	escapes := false
 	for i := 1; i < len(s); i++ {
+		for i < len(s) && class[s[i]]&cQText != 0 {
+			i++
+		}
+		if i == len(s) {
+			break
+		}
 		switch b := s[i]; {
 		case b == '"':
 			if !escapes {
@@ -192,7 +213,7 @@ func cutQuoted(s string) (v, rest string, err error) {
 			if isCTL(s[i]) {
 				return "", "", errors.New("control character")
 			}
-		case isCTL(b):
+		default:
 			return "", "", errors.New("control character")
 		}
 	}
