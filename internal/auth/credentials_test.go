@@ -118,7 +118,9 @@ func format(c Credentials) string {
 	b.WriteString("Digest ")
 	for i, name := range paramNames {
 		v := *c.field(i)
-		if v == "" && i >= 5 { // optional and absent
+		// Optional parameters are written when set; cnonce and nc also
+		// whenever qop is, since a present qop requires them.
+		if v == "" && i >= 5 && !((i == 6 || i == 7) && c.QOP != "") {
 			continue
 		}
 		if i > 0 {
