@@ -26,6 +26,7 @@ func (d *decoder) errorf(n *yaml.Node, field, format string, args ...any) {
 			d.res.bad = make(map[string]bool)
 		}
 		d.res.bad[field] = true
+		d.res.problems = append(d.res.problems, p)
 	}
 	d.probs = append(d.probs, p)
 }

@@ -61,7 +61,17 @@ func load(fsys fs.FS, display func(string) string) (*Set, error) {
 	}
 	set, err := Build(all)
 	if ve, ok := err.(*ValidationError); ok {
-		probs = append(probs, ve.Problems...)
+		// Build repeats the problems Parse found in the resources it
+		// returned; report each once.
+		seen := make(map[Problem]bool, len(probs))
+		for _, p := range probs {
+			seen[p] = true
+		}
+		for _, p := range ve.Problems {
+			if !seen[p] {
+				probs = append(probs, p)
+			}
+		}
 	}
 	if err := validationError(probs); err != nil {
 		return nil, err

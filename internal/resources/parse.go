@@ -24,7 +24,9 @@ import (
 // so that resources from other sources get the same checks. Parse returns
 // every resource whose kind it recognised, even when some of its fields
 // had problems, so that Build does not report references to them as
-// dangling; the error, if any, is a *ValidationError.
+// dangling; such resources carry their problems, which Build reports
+// again (LoadDir reports each once), so they never build into a Set. The
+// error, if any, is a *ValidationError.
 func Parse(filename string, data []byte) ([]Resource, error) {
 	d := &decoder{file: filename}
 	rs := d.parseFile(data)

@@ -91,6 +91,7 @@ func Build(rs []Resource) (*Set, error) {
 			s.acls = append(s.acls, x)
 		}
 		s.all = append(s.all, r)
+		c.probs = append(c.probs, r.Meta().problems...)
 		s.warnings = append(s.warnings, r.Meta().warnings...)
 	}
 

@@ -72,6 +72,9 @@ type Base struct {
 	// bad holds paths that Parse already reported (wrong type), so that
 	// Build does not report them again as missing or invalid.
 	bad map[string]bool
+	// problems are the errors Parse found in this resource; Build reports
+	// them again, so that a resource Parse rejected never builds.
+	problems []Problem
 	// warnings are Parse's non-fatal findings (unknown fields).
 	warnings []Problem
 }

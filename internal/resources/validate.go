@@ -16,10 +16,13 @@ type checker struct {
 }
 
 // add records a problem with b's field unless Parse already reported that
-// field (a wrong type leaves a zero value that would fail again here).
+// field or a parent of it (a wrong type leaves a zero value that would
+// fail again here).
 func (c *checker) add(b *Base, field, format string, args ...any) {
-	if b.bad[field] {
-		return
+	for p := field; p != ""; p = parentPath(p) {
+		if b.bad[p] {
+			return
+		}
 	}
 	c.probs = append(c.probs, b.problemf(field, format, args...))
 }
