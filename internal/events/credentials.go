@@ -1,0 +1,66 @@
+package events
+
+// Events leave the process and are read by anyone subscribed to the
+// subject, so nothing that looks like a credential goes into them. Routr
+// itself puts trunk credentials (X-Gateway-Auth: base64 of user:password)
+// and its JWT (X-Connect-Token) in X- headers, and users put API keys in
+// the extended metadata of their resources; both are left out here.
+
+// credentialWords are matched against a lower-cased name with '-', '_' and
+// '.' removed, so "X-Gateway-Auth", "api_key" and "accessKeySecret" match.
+var credentialWords = [...]string{
+	"auth", // authorization, proxy-auth, x-gateway-auth, oauth...
+	"token",
+	"secret",
+	"password",
+	"passwd",
+	"passphrase",
+	"credential",
+	"apikey",
+	"privatekey",
+	"cookie",
+}
+
+// IsCredentialName reports whether a header or metadata key name looks like
+// it carries a credential: its name, lower-cased and without '-', '_' or
+// '.', contains auth, token, secret, password, passwd, passphrase,
+// credential, apikey, privatekey or cookie. Such headers and keys are never
+// published.
+func IsCredentialName(name string) bool {
+	var buf [64]byte
+	n := buf[:0]
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '-' || c == '_' || c == '.':
+			continue
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		n = append(n, c)
+	}
+	for _, w := range credentialWords {
+		if containsWord(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsWord(s []byte, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		if string(s[i:i+len(w)]) == w { // compiled to a comparison, no copy
+			return true
+		}
+	}
+	return false
+}
+
+// isCredentialKey is IsCredentialName for metadata keys.
+func isCredentialKey(k string) bool { return IsCredentialName(k) }
+
+// isExtraHeader reports whether a header belongs in extraHeaders: its name
+// starts with "X-" in any case and it does not carry a credential.
+func isExtraHeader(name string) bool {
+	return len(name) > 2 && (name[0] == 'X' || name[0] == 'x') && name[1] == '-' && !IsCredentialName(name)
+}

@@ -1,0 +1,187 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config selects and configures the publishers. The compat settings are
+// Routr's environment variables; the others are ours.
+type Config struct {
+	// NATSEnabled turns the NATS publisher on (NATS_PUBLISHER_ENABLED).
+	NATSEnabled bool
+	// NATSURL is the server URL, host:port or comma-separated list
+	// (NATS_PUBLISHER_URL); default DefaultNATSURL.
+	NATSURL string
+	// Subject is the base subject (NATS_PUBLISHER_SUBJECT); default "routr".
+	Subject string
+	// ConsoleEnabled also writes every event to the log
+	// (CONSOLE_PUBLISHER_ENABLED).
+	ConsoleEnabled bool
+	// Durable publishes into a JetStream stream instead of core NATS
+	// (NATS_PUBLISHER_DURABLE, beyond).
+	Durable bool
+	// Stream names the JetStream stream (NATS_PUBLISHER_STREAM, beyond);
+	// default DefaultStream.
+	Stream string
+	// QueueBound is the most events kept per publisher while it is slow or
+	// away (EVENTS_QUEUE_SIZE, beyond); default DefaultQueueBound.
+	QueueBound int
+}
+
+// ConfigFromEnv reads Config from the environment through getenv (e.g.
+// os.Getenv). Booleans are parsed like Java's Boolean.parseBoolean, as
+// Routr does: only a case-insensitive "true" is true.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		NATSEnabled:    ParseEnabled(getenv("NATS_PUBLISHER_ENABLED")),
+		NATSURL:        getenv("NATS_PUBLISHER_URL"),
+		Subject:        getenv("NATS_PUBLISHER_SUBJECT"),
+		ConsoleEnabled: ParseEnabled(getenv("CONSOLE_PUBLISHER_ENABLED")),
+		Durable:        ParseEnabled(getenv("NATS_PUBLISHER_DURABLE")),
+		Stream:         getenv("NATS_PUBLISHER_STREAM"),
+	}
+	if c.NATSURL == "" {
+		c.NATSURL = DefaultNATSURL
+	}
+	if c.Subject == "" {
+		c.Subject = DefaultSubject
+	}
+	if s := strings.TrimSpace(getenv("EVENTS_QUEUE_SIZE")); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return c, fmt.Errorf("EVENTS_QUEUE_SIZE %q: want a positive integer", s)
+		}
+		c.QueueBound = n
+	}
+	if c.NATSEnabled {
+		if _, err := ParseNATSURLs(c.NATSURL); err != nil {
+			return c, fmt.Errorf("NATS_PUBLISHER_URL: %w", err)
+		}
+		if err := ValidateSubject(c.Subject); err != nil {
+			return c, fmt.Errorf("NATS_PUBLISHER_SUBJECT: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// ParseEnabled parses a boolean setting like Java's Boolean.parseBoolean:
+// true only for "true" in any case.
+func ParseEnabled(s string) bool { return strings.EqualFold(s, "true") }
+
+// PipelineOptions are the process-wide things a Pipeline uses.
+type PipelineOptions struct {
+	// Registerer receives the metrics of the queues and the connection.
+	Registerer prometheus.Registerer
+	// Logger receives the pipeline's reports, and the events themselves
+	// when the console publisher is on; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Pipeline is the Sink the edge publishes into: a Queue per enabled
+// publisher (NATS core or JetStream, console) behind a Fanout. With no
+// publisher enabled it discards events.
+type Pipeline struct {
+	sink    Sink
+	queues  []*Queue
+	closers []func()
+}
+
+// NewPipeline builds the publishers c enables. NATS is connected in the
+// background: this does not wait for, or fail on, an unreachable server.
+func NewPipeline(c Config, o PipelineOptions) (*Pipeline, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	p := &Pipeline{}
+	var fan Fanout
+	add := func(name string, pub Publisher) error {
+		q, err := NewQueue(pub, QueueOptions{Name: name, Bound: c.QueueBound, Registerer: o.Registerer, Logger: o.Logger})
+		if err != nil {
+			return err
+		}
+		p.queues = append(p.queues, q)
+		fan = append(fan, q)
+		return nil
+	}
+	if c.NATSEnabled {
+		conn := ConnOptions{URL: c.NATSURL, Logger: o.Logger, Registerer: o.Registerer}
+		var pub Publisher
+		if c.Durable {
+			js, err := NewJetStreamPublisher(JetStreamOptions{ConnOptions: conn, Subject: c.Subject, Stream: c.Stream})
+			if err != nil {
+				return nil, err
+			}
+			p.closers = append(p.closers, js.Close)
+			pub = js
+		} else {
+			nc, err := NewNATSPublisher(NATSOptions{ConnOptions: conn, Subject: c.Subject})
+			if err != nil {
+				return nil, err
+			}
+			p.closers = append(p.closers, nc.Close)
+			pub = nc
+		}
+		if err := add("nats", pub); err != nil {
+			p.closeAll()
+			return nil, err
+		}
+		o.Logger.Info("NATS events publisher enabled", "url", c.NATSURL, "subject", c.Subject, "durable", c.Durable)
+	}
+	if c.ConsoleEnabled {
+		if err := add("console", ConsolePublisher{Logger: o.Logger}); err != nil {
+			p.closeAll()
+			return nil, err
+		}
+		o.Logger.Info("console events publisher enabled")
+	}
+	switch len(fan) {
+	case 0:
+		p.sink = Discard{}
+	case 1:
+		p.sink = fan[0]
+	default:
+		p.sink = fan
+	}
+	return p, nil
+}
+
+// Publish hands e to every enabled publisher's queue; it never blocks.
+func (p *Pipeline) Publish(e Event) { p.sink.Publish(e) }
+
+// Run drains every queue until ctx ends or Close has flushed them.
+func (p *Pipeline) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(p.queues))
+	for i, q := range p.queues {
+		wg.Go(func() { errs[i] = q.Run(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Close flushes every queue (bounded by ctx), then closes the connections.
+func (p *Pipeline) Close(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(p.queues))
+	for i, q := range p.queues {
+		wg.Go(func() { errs[i] = q.Close(ctx) })
+	}
+	wg.Wait()
+	p.closeAll()
+	return errors.Join(errs...)
+}
+
+func (p *Pipeline) closeAll() {
+	for _, c := range p.closers {
+		c()
+	}
+	p.closers = nil
+}
