@@ -7,6 +7,7 @@
 // A resources directory holds YAML or JSON files, each a list of resources
 // as Routr's simpledata reads them (see [LoadDir]):
 //
+//	# agents.yaml
 //	- apiVersion: v2beta1          # or v2
 //	  kind: Agent                  # any case, as Routr lowercases it
 //	  ref: agent-01                # unique across all kinds, no spaces
