@@ -1,0 +1,76 @@
+package edge
+
+import (
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/routr-go/routr/internal/auth"
+	"github.com/routr-go/routr/internal/resources"
+)
+
+// dummyPassword is verified against when the user is unknown, so that an
+// unknown user and a wrong password cost the same and get the same answer.
+const dummyPassword = "\x00routr-go-no-such-user\x00"
+
+// authKind selects the registrar (401, WWW-Authenticate, Authorization) or
+// proxy (407, Proxy-Authenticate, Proxy-Authorization) flavour of digest.
+type authKind struct {
+	status        int
+	reason        string
+	challengeName string
+	answerName    string
+}
+
+var (
+	registrarAuth = authKind{401, "Unauthorized", "WWW-Authenticate", "Authorization"}
+	proxyAuth     = authKind{407, "Proxy Authentication Required", "Proxy-Authenticate", "Proxy-Authorization"}
+)
+
+// authenticate checks that r carries digest credentials of agent in
+// domain d. When it does not, authenticate answers r (challenge, stale
+// challenge or 403) and returns false. agent may be nil (unknown user): the
+// caller still gets a challenge and then the same 403 as a wrong password.
+func (s *Server) authenticate(r *Request, k authKind, d *resources.Domain, agent *resources.Agent) bool {
+	realm := d.DomainURI
+	var answer sip.Header
+	for _, h := range r.GetHeaders(k.answerName) {
+		c, err := auth.ParseCredentials(h.Value())
+		if err == nil && c.Realm == realm {
+			answer = h
+			break
+		}
+	}
+	if answer == nil {
+		s.challenge(r, k, realm, false)
+		return false
+	}
+	cred, _ := auth.ParseCredentials(answer.Value())
+
+	password := dummyPassword
+	username := ""
+	if agent != nil && agent.Enabled {
+		if c := s.opts.Resources.Load().Credentials(agent.CredentialsRef); c != nil {
+			password, username = c.Password, c.Username
+		}
+	}
+	res := s.opts.Auth.Verify(cred, string(r.Method), realm, password)
+	switch {
+	case res == auth.Stale:
+		s.challenge(r, k, realm, true)
+		return false
+	case res == auth.OK && username != "" && cred.Username == username:
+		return true
+	default:
+		s.metrics.authFailures.WithLabelValues(metricMethod(r.Method)).Inc()
+		s.reply(r, 403, "Forbidden")
+		return false
+	}
+}
+
+func (s *Server) challenge(r *Request, k authKind, realm string, stale bool) {
+	values := s.opts.Auth.Challenge(realm, stale)
+	hdrs := make([]sip.Header, 0, len(values))
+	for _, v := range values {
+		hdrs = append(hdrs, sip.NewHeader(k.challengeName, v))
+	}
+	s.reply(r, k.status, k.reason, hdrs...)
+}

@@ -1,0 +1,303 @@
+// Package edge provides the SIP server: listeners, the request handler chain,
+// the registrar and the stateful, record-routing proxy, built on sipgo.
+package edge
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/routr-go/routr/internal/auth"
+	"github.com/routr-go/routr/internal/calls"
+	"github.com/routr-go/routr/internal/events"
+	"github.com/routr-go/routr/internal/location"
+	"github.com/routr-go/routr/internal/resources"
+)
+
+// Listener is one socket the edge serves SIP on.
+type Listener struct {
+	// Protocol is udp or tcp (tls, ws and wss come with the transports work).
+	Protocol string
+	// Addr is host:port to bind; port 0 picks a free port (tests).
+	Addr string
+}
+
+// RegistrarOptions bound the expiry a registrar grants.
+type RegistrarOptions struct {
+	MinExpires     time.Duration
+	MaxExpires     time.Duration
+	DefaultExpires time.Duration
+}
+
+// Options configure a Server. Resources, Auth, Location and Calls are
+// required; Events may be nil (no registration events).
+type Options struct {
+	Listeners     []Listener
+	ExternalAddrs []string
+	Localnets     []netip.Prefix
+	Registrar     RegistrarOptions
+	Resources     *resources.Holder
+	Auth          *auth.Digest
+	Location      location.Store
+	Calls         *calls.Tracker
+	Events        events.Sink
+	Logger        *slog.Logger
+	Registerer    prometheus.Registerer
+	// UserAgent is written in the Server header of the edge's own responses.
+	UserAgent string
+	// RouteSecret keys the token the edge puts in its Record-Route so that
+	// only dialogs it established are routed without authentication. Edges
+	// that share dialogs must share it; empty means random per process.
+	RouteSecret []byte
+}
+
+// Server is a running SIP edge.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	ua      *sipgo.UserAgent
+	srv     *sipgo.Server
+	client  *sipgo.Client
+	metrics *metrics
+	addrs   *advertiser
+	chain   Handler
+	rr      routeToken
+
+	mu    sync.Mutex
+	bound []boundListener
+	ready chan struct{}
+}
+
+type boundListener struct {
+	protocol string
+	addr     netip.AddrPort
+}
+
+// New builds a Server; Run starts it.
+func New(o Options) (*Server, error) {
+	if o.Resources == nil || o.Auth == nil || o.Location == nil || o.Calls == nil {
+		return nil, errors.New("edge: Resources, Auth, Location and Calls are required")
+	}
+	if len(o.Listeners) == 0 {
+		return nil, errors.New("edge: no listeners")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = "routr-go"
+	}
+	if o.Registrar.DefaultExpires == 0 {
+		o.Registrar.DefaultExpires = time.Hour
+	}
+	if o.Registrar.MaxExpires == 0 {
+		o.Registrar.MaxExpires = time.Hour
+	}
+	if len(o.RouteSecret) == 0 {
+		o.RouteSecret = make([]byte, 32)
+		if _, err := rand.Read(o.RouteSecret); err != nil {
+			return nil, fmt.Errorf("edge: route secret: %w", err)
+		}
+	}
+	sipLog := quietSIPLogger(o.Logger)
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent(o.UserAgent),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("edge: user agent: %w", err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(sipLog))
+	if err != nil {
+		return nil, fmt.Errorf("edge: server: %w", err)
+	}
+	client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(sipLog))
+	if err != nil {
+		return nil, fmt.Errorf("edge: client: %w", err)
+	}
+	m, err := newMetrics(o.Registerer, o.Location)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts:    o,
+		log:     o.Logger,
+		ua:      ua,
+		srv:     srv,
+		client:  client,
+		metrics: m,
+		addrs:   newAdvertiser(o.ExternalAddrs, o.Localnets),
+		rr:      routeToken{secret: o.RouteSecret},
+		ready:   make(chan struct{}),
+	}
+	s.chain = s.buildChain()
+	srv.OnNoRoute(s.serve)
+	return s, nil
+}
+
+// Run binds every listener and serves until ctx ends. Bind errors are
+// returned before anything is served.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	type serveFn func() error
+	var serves []serveFn
+	var closers []func() error
+	for _, l := range s.opts.Listeners {
+		proto := strings.ToLower(l.Protocol)
+		switch proto {
+		case "udp":
+			pc, err := net.ListenPacket("udp", l.Addr)
+			if err != nil {
+				closeAll(closers)
+				return fmt.Errorf("listen udp %s: %w", l.Addr, err)
+			}
+			setUDPBuffers(pc)
+			s.addBound(proto, pc.LocalAddr())
+			closers = append(closers, pc.Close)
+			serves = append(serves, func() error { return s.srv.ServeUDP(pc) })
+		case "tcp":
+			ln, err := net.Listen("tcp", l.Addr)
+			if err != nil {
+				closeAll(closers)
+				return fmt.Errorf("listen tcp %s: %w", l.Addr, err)
+			}
+			s.addBound(proto, ln.Addr())
+			closers = append(closers, ln.Close)
+			serves = append(serves, func() error { return s.srv.ServeTCP(ln) })
+		default:
+			closeAll(closers)
+			return fmt.Errorf("listen %s: protocol %q not supported yet", l.Addr, l.Protocol)
+		}
+	}
+	s.addrs.setListeners(s.Bound())
+	close(s.ready)
+
+	errc := make(chan error, len(serves))
+	for _, fn := range serves {
+		go func() { errc <- fn() }()
+	}
+	for _, b := range s.Bound() {
+		s.log.Info("sip listener ready", "protocol", b.protocol, "addr", b.addr.String())
+	}
+
+	var first error
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			first = err
+		}
+	}
+	closeAll(closers)
+	// Each Serve returns once its socket is closed.
+	for i := 0; i < len(serves)-boolInt(first != nil); i++ {
+		<-errc
+	}
+	s.client.Close()
+	s.ua.Close()
+	return first
+}
+
+// Ready is closed once every listener is bound.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addr returns the bound address of the first listener of protocol, after
+// Ready. Tests use it with port 0 listeners.
+func (s *Server) Addr(protocol string) netip.AddrPort {
+	for _, b := range s.Bound() {
+		if b.protocol == protocol {
+			return b.addr
+		}
+	}
+	return netip.AddrPort{}
+}
+
+// Bound lists the bound listeners.
+func (s *Server) Bound() []boundListener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]boundListener(nil), s.bound...)
+}
+
+func (s *Server) addBound(protocol string, a net.Addr) {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.bound = append(s.bound, boundListener{protocol: protocol, addr: ap})
+	s.mu.Unlock()
+}
+
+func closeAll(fns []func() error) {
+	for _, f := range fns {
+		_ = f()
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// setUDPBuffers asks for large socket buffers: at tens of thousands of
+// messages per second the default buffer overflows in bursts (measured: ~8k/s
+// with the default against ~24k/s with 4 MB).
+func setUDPBuffers(pc net.PacketConn) {
+	if uc, ok := pc.(*net.UDPConn); ok {
+		_ = uc.SetReadBuffer(4 << 20)
+		_ = uc.SetWriteBuffer(4 << 20)
+	}
+}
+
+// serve is the entry of every request sipgo hands to the edge.
+func (s *Server) serve(req *sip.Request, tx sip.ServerTransaction) {
+	r := newRequest(req, tx)
+	s.metrics.requests.WithLabelValues(metricMethod(req.Method)).Inc()
+	s.metrics.inflight.Inc()
+	defer s.metrics.inflight.Dec()
+	s.chain.ServeSIP(r)
+}
+
+// reply answers r with a response the edge builds itself.
+func (s *Server) reply(r *Request, code int, reason string, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(r.Request, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	res.AppendHeader(sip.NewHeader("Server", s.opts.UserAgent))
+	s.respond(r, res)
+}
+
+func (s *Server) respond(r *Request, res *sip.Response) {
+	s.metrics.responses.WithLabelValues(strconv.Itoa(res.StatusCode)).Inc()
+	if r.Tx == nil {
+		if err := s.srv.WriteResponse(res); err != nil {
+			s.log.Debug("write response", "error", err, "status", res.StatusCode)
+		}
+		return
+	}
+	if err := r.Tx.Respond(res); err != nil {
+		s.log.Debug("respond", "error", err, "status", res.StatusCode, "call_id", r.CallID())
+	}
+}

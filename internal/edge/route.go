@@ -1,0 +1,148 @@
+package edge
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"hash/fnv"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// branchMagic starts every Via branch the edge writes: the RFC 3261 cookie,
+// then "rg" so our own Vias are recognisable, then the loop hash.
+const branchMagic = "z9hG4bKrg"
+
+// loopHash hashes what RFC 3261 16.6 step 8 says identifies a request at a
+// proxy, less the topmost Via: if the same request comes back to us with
+// the same hash, it is a loop; a spiral changes the Request-URI and so the
+// hash.
+func loopHash(req *sip.Request) string {
+	h := fnv.New64a()
+	h.Write([]byte(req.Recipient.String()))
+	if f := req.From(); f != nil {
+		t, _ := f.Params.Get("tag")
+		h.Write([]byte(t))
+	}
+	h.Write([]byte{0})
+	if t := req.To(); t != nil {
+		tag, _ := t.Params.Get("tag")
+		h.Write([]byte(tag))
+	}
+	h.Write([]byte{0})
+	if c := req.CallID(); c != nil {
+		h.Write([]byte(c.Value()))
+	}
+	if c := req.CSeq(); c != nil {
+		h.Write([]byte(strconv.FormatUint(uint64(c.SeqNo), 10)))
+	}
+	if p := req.GetHeader("Proxy-Require"); p != nil {
+		h.Write([]byte(p.Value()))
+	}
+	var b [8]byte
+	return hex.EncodeToString(h.Sum(b[:0]))[:8]
+}
+
+// newBranch returns a Via branch for forwarding req.
+func newBranch(req *sip.Request) string {
+	return branchMagic + loopHash(req) + "." + sip.GenerateBranchN(10)[len("z9hG4bK."):]
+}
+
+// isLoop reports whether req already went through this edge unchanged.
+func (s *Server) isLoop(req *sip.Request) bool {
+	var hash string
+	for _, h := range req.GetHeaders("Via") {
+		v, ok := h.(*sip.ViaHeader)
+		if !ok {
+			continue
+		}
+		b, _ := v.Params.Get("branch")
+		if !strings.HasPrefix(b, branchMagic) || !s.addrs.isOurs(v.Host, v.Port) {
+			continue
+		}
+		if hash == "" {
+			hash = loopHash(req)
+		}
+		if strings.HasPrefix(b[len(branchMagic):], hash) {
+			return true
+		}
+	}
+	return false
+}
+
+// routeToken keys the token written into the edge's Record-Route. An
+// in-dialog request is routed without authentication only when its Route
+// carries a token made for its Call-ID: no header a client can forge opens
+// a relay through the edge.
+type routeToken struct{ secret []byte }
+
+func (t routeToken) make(callID string) string {
+	m := hmac.New(sha256.New, t.secret)
+	m.Write([]byte(callID))
+	var sum [32]byte
+	return base64.RawURLEncoding.EncodeToString(m.Sum(sum[:0])[:9])
+}
+
+func (t routeToken) valid(callID, token string) bool {
+	return hmac.Equal([]byte(t.make(callID)), []byte(token))
+}
+
+// recordRoute builds our Record-Route entry facing peer over transport.
+func (s *Server) recordRoute(transport string, peer netip.Addr, callID string) *sip.RecordRouteHeader {
+	host, port := s.addrs.hostPort(transport, peer)
+	u := sip.Uri{Scheme: "sip", Host: host, Port: port, UriParams: sip.NewParams()}
+	u.UriParams.Add("transport", strings.ToLower(transport))
+	u.UriParams.Add("lr", "")
+	u.UriParams.Add("rt", s.rr.make(callID))
+	return &sip.RecordRouteHeader{Address: u}
+}
+
+// via builds our Via for a request sent to peer over transport.
+func (s *Server) via(transport string, peer netip.Addr, branch string) *sip.ViaHeader {
+	host, port := s.addrs.hostPort(transport, peer)
+	v := &sip.ViaHeader{
+		ProtocolName:    "SIP",
+		ProtocolVersion: "2.0",
+		Transport:       strings.ToUpper(transport),
+		Host:            host,
+		Port:            port,
+		Params:          sip.NewParams(),
+	}
+	v.Params.Add("branch", branch)
+	v.Params.Add("rport", "")
+	return v
+}
+
+// isOurRoute reports whether u is a Route the edge wrote.
+func (s *Server) isOurRoute(u sip.Uri) bool {
+	return u.UriParams.Has("rt") && s.addrs.isOurs(u.Host, u.Port)
+}
+
+// popOurRoutes removes the Route entries at the top of req that are ours
+// (one, or two after Record-Route doubling) and reports whether at least
+// one carried a valid token for the Call-ID.
+func (s *Server) popOurRoutes(req *sip.Request, callID string) (found, valid bool) {
+	for i := 0; i < 2; i++ {
+		rt := req.Route()
+		if rt == nil || !s.isOurRoute(rt.Address) {
+			break
+		}
+		found = true
+		tok, _ := rt.Address.UriParams.Get("rt")
+		if s.rr.valid(callID, tok) {
+			valid = true
+		}
+		removeFirstRoute(req)
+	}
+	return found, valid
+}
+
+// removeFirstRoute drops the first Route value. sipgo keeps one header per
+// value, so removing the first "Route" header drops exactly one hop.
+func removeFirstRoute(req *sip.Request) {
+	req.RemoveHeader("Route")
+}
