@@ -1,0 +1,288 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// envReader applies environment variables, collecting a problem per bad
+// value as "NAME: message".
+type envReader struct {
+	env   func(string) string
+	probs []string
+}
+
+func (e *envReader) errorf(name, format string, args ...any) {
+	e.probs = append(e.probs, name+": "+fmt.Sprintf(format, args...))
+}
+
+// get returns the variable, trimmed, and whether it is set (non-empty).
+func (e *envReader) get(name string) (string, bool) {
+	v := strings.TrimSpace(e.env(name))
+	return v, v != ""
+}
+
+// list splits a comma-separated variable; empty items are dropped.
+func (e *envReader) list(name string) ([]string, bool) {
+	v, ok := e.get(name)
+	if !ok {
+		return nil, false
+	}
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out, true
+}
+
+// javaBool follows Java's Boolean.parseBoolean, as Routr reads its
+// switches: true only for "true" in any case, false for anything else.
+func (e *envReader) javaBool(name string, dst *bool) {
+	if v, ok := e.get(name); ok {
+		*dst = strings.EqualFold(v, "true")
+	}
+}
+
+// strictBool is for routr-go's own switches: true/false/1/0 (any case),
+// anything else is an error.
+func (e *envReader) strictBool(name string, dst *bool) {
+	v, ok := e.get(name)
+	if !ok {
+		return
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.errorf(name, "invalid boolean %q (want true or false)", v)
+		return
+	}
+	*dst = b
+}
+
+// positive reads an integer in 1..max.
+func (e *envReader) positive(name string, max int, dst *int) {
+	v, ok := e.get(name)
+	if !ok {
+		return
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		e.errorf(name, "invalid value %q (want an integer from 1 to %d)", v, max)
+		return
+	}
+	*dst = n
+}
+
+// duration reads a Go duration ("90s", "5m", "4h") or a plain number of
+// seconds. min is the smallest value accepted; whole requires whole
+// seconds.
+func (e *envReader) duration(name string, min time.Duration, whole bool, dst *time.Duration) {
+	v, ok := e.get(name)
+	if !ok {
+		return
+	}
+	d, err := parseDuration(v)
+	switch {
+	case err != nil:
+		e.errorf(name, "invalid duration %q (want seconds, or a duration such as 90s, 5m or 4h)", v)
+	case d < min:
+		e.errorf(name, "%s is less than %s", d, min)
+	case whole && d%time.Second != 0:
+		e.errorf(name, "%s is not a whole number of seconds", d)
+	default:
+		*dst = d
+	}
+}
+
+func parseDuration(v string) (time.Duration, error) {
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 || n > int64(1<<63-1)/int64(time.Second) {
+			return 0, fmt.Errorf("out of range")
+		}
+		return time.Duration(n) * time.Second, nil
+	}
+	return time.ParseDuration(v)
+}
+
+// applyEnv overrides cfg with the environment; see the package doc.
+func applyEnv(cfg *Config, env func(string) string) []string {
+	e := &envReader{env: env}
+
+	if v, ok := e.get("HOSTNAME"); ok {
+		cfg.Ref = v
+	}
+	if v, ok := e.get("PATH_TO_RESOURCES"); ok {
+		cfg.ResourcesPath = v
+	}
+	if addrs, ok := e.list("EXTERNAL_ADDRS"); ok {
+		cfg.ExternalAddrs = nil
+		for _, a := range addrs {
+			if !validHostPort(a) {
+				e.errorf("EXTERNAL_ADDRS", "%q is not a host or host:port", a)
+				continue
+			}
+			cfg.ExternalAddrs = append(cfg.ExternalAddrs, a)
+		}
+	}
+	if nets, ok := e.list("LOCALNETS"); ok {
+		cfg.Localnets = nil
+		for _, n := range nets {
+			p, err := parseNet(n)
+			if err != nil {
+				e.errorf("LOCALNETS", "%v", err)
+				continue
+			}
+			cfg.Localnets = append(cfg.Localnets, p)
+		}
+	}
+	e.javaBool("IGNORE_LOOPBACK_FROM_LOCALNETS", &cfg.IgnoreLoopbackFromLocalnets)
+
+	e.javaBool("ENABLE_HEALTHCHECKS", &cfg.HealthChecks)
+	if v, ok := e.get("HTTP_ADDR"); ok {
+		if h, p, err := net.SplitHostPort(v); err != nil || (h != "" && !validHostPort(h)) || !validPort(p) {
+			e.errorf("HTTP_ADDR", "invalid address %q (want host:port, as in 0.0.0.0:8080)", v)
+		} else {
+			cfg.HTTPAddr = v
+		}
+	}
+	if v, ok := e.get("LOG_LEVEL"); ok {
+		if l, ok := logLevel(v); ok {
+			cfg.LogLevel = l
+		} else {
+			e.errorf("LOG_LEVEL", "invalid level %q (want error, warn, info, verbose or debug)", v)
+		}
+	}
+
+	e.duration("REGISTRAR_MIN_EXPIRES", time.Second, true, &cfg.Registrar.MinExpires)
+	e.duration("REGISTRAR_MAX_EXPIRES", time.Second, true, &cfg.Registrar.MaxExpires)
+	e.duration("REGISTRAR_DEFAULT_EXPIRES", time.Second, true, &cfg.Registrar.DefaultExpires)
+
+	if algs, ok := e.list("AUTH_ALGORITHMS"); ok {
+		var out []string
+		for _, a := range algs {
+			switch strings.ToUpper(a) {
+			case "MD5":
+				a = "MD5"
+			case "SHA-256", "SHA256":
+				a = "SHA-256"
+			default:
+				e.errorf("AUTH_ALGORITHMS", "unsupported algorithm %q (want MD5, SHA-256)", a)
+				continue
+			}
+			if slices.Contains(out, a) {
+				e.errorf("AUTH_ALGORITHMS", "%s is listed twice", a)
+				continue
+			}
+			out = append(out, a)
+		}
+		switch {
+		case len(algs) == 0:
+			e.errorf("AUTH_ALGORITHMS", "no algorithms")
+		case len(out) > 0:
+			cfg.Auth.Algorithms = out
+		}
+	}
+	e.duration("AUTH_NONCE_TTL", time.Second, false, &cfg.Auth.NonceTTL)
+	if v := e.env("AUTH_SECRET"); v != "" {
+		cfg.Auth.Secret = []byte(v)
+	}
+
+	e.javaBool("NATS_PUBLISHER_ENABLED", &cfg.Events.NATSEnabled)
+	if urls, ok := e.list("NATS_PUBLISHER_URL"); ok {
+		var out []string
+		for _, u := range urls {
+			n, err := natsURL(u)
+			if err != nil {
+				e.errorf("NATS_PUBLISHER_URL", "%v", err)
+				continue
+			}
+			out = append(out, n)
+		}
+		switch {
+		case len(urls) == 0:
+			e.errorf("NATS_PUBLISHER_URL", "no URLs")
+		case len(out) > 0:
+			cfg.Events.NATSURL = strings.Join(out, ",")
+		}
+	}
+	if v, ok := e.get("NATS_PUBLISHER_SUBJECT"); ok {
+		if err := checkSubject(v); err != nil {
+			e.errorf("NATS_PUBLISHER_SUBJECT", "%v", err)
+		} else {
+			cfg.Events.Subject = v
+		}
+	}
+	e.javaBool("CONSOLE_PUBLISHER_ENABLED", &cfg.Events.Console)
+	e.strictBool("EMBEDDED_NATS", &cfg.Events.Embedded)
+	e.positive("EVENTS_QUEUE_SIZE", 1<<24, &cfg.Events.QueueSize)
+	e.strictBool("EVENTS_DURABLE", &cfg.Events.Durable)
+
+	e.duration("MAX_CALL_DURATION", 0, false, &cfg.MaxCallDuration)
+	e.positive("LOCATION_MAX_BINDINGS", 1<<30, &cfg.MaxBindings)
+	return e.probs
+}
+
+// logLevel maps Routr's log levels (winston's: error, warn, info, http,
+// verbose, debug, silly) onto slog's.
+func logLevel(v string) (slog.Level, bool) {
+	switch strings.ToLower(v) {
+	case "error":
+		return slog.LevelError, true
+	case "warn", "warning":
+		return slog.LevelWarn, true
+	case "info", "http":
+		return slog.LevelInfo, true
+	case "verbose", "debug", "silly":
+		return slog.LevelDebug, true
+	}
+	return 0, false
+}
+
+// natsURL normalizes one NATS server address: host:port without a scheme
+// gets nats://.
+func natsURL(s string) (string, error) {
+	if !strings.Contains(s, "://") {
+		s = "nats://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("invalid URL %q", s)
+	}
+	switch u.Scheme {
+	case "nats", "tls", "ws", "wss":
+	default:
+		return "", fmt.Errorf("invalid URL %q (scheme must be nats, tls, ws or wss)", s)
+	}
+	if u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return "", fmt.Errorf("invalid URL %q (want nats://host:port)", s)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("invalid port in %q", s)
+		}
+	}
+	return s, nil
+}
+
+// checkSubject accepts a NATS subject to publish on: dot-separated
+// non-empty tokens without spaces or wildcards.
+func checkSubject(s string) error {
+	for _, tok := range strings.Split(s, ".") {
+		if tok == "" || tok == "*" || tok == ">" || strings.ContainsAny(tok, " \t\r\n") {
+			return fmt.Errorf("invalid subject %q (want dot-separated tokens without spaces or wildcards)", s)
+		}
+	}
+	return nil
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
+}
