@@ -110,14 +110,14 @@ func startEdge(t *testing.T, algs ...string) *testEdge {
 		level = slog.LevelDebug
 	}
 	srv, err := New(Options{
-		Listeners: []Listener{{Protocol: "udp", Addr: "127.0.0.1:0"}, {Protocol: "tcp", Addr: "127.0.0.1:0"}},
-		Registrar: RegistrarOptions{MinExpires: 60 * time.Second, MaxExpires: time.Hour, DefaultExpires: time.Hour},
-		Resources: resources.NewHolder(set),
-		Auth:      dg,
-		Location:  loc,
-		Calls:     tr,
-		Events:    rec,
-		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		Listeners:  []Listener{{Protocol: "udp", Addr: "127.0.0.1:0"}, {Protocol: "tcp", Addr: "127.0.0.1:0"}},
+		Registrar:  RegistrarOptions{MinExpires: 60 * time.Second, MaxExpires: time.Hour, DefaultExpires: time.Hour},
+		Resources:  resources.NewHolder(set),
+		Auth:       dg,
+		Location:   loc,
+		Calls:      tr,
+		Events:     rec,
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 		Registerer: prometheus.NewRegistry(),
 	})
 	if err != nil {
