@@ -32,6 +32,9 @@ type lineMsg struct {
 }
 
 func (f *fileDecoder) errorf(line int, field, format string, args ...any) {
+	if field != "" {
+		f.bad[field] = true
+	}
 	f.probs = append(f.probs, lineMsg{line, f.format(line, field, fmt.Sprintf(format, args...))})
 }
 
@@ -340,7 +343,9 @@ func (f *fileDecoder) finish(cfg *Config, s *specFile) {
 			f.errorf(f.lineOf(p+".protocol"), p+".protocol", "invalid value %q (want udp, tcp, tls, ws or wss)", t.Protocol)
 			bad = true
 		}
-		if _, ok := f.lines[p+".port"]; !ok {
+		if f.bad[p+".port"] {
+			bad = true
+		} else if _, ok := f.lines[p+".port"]; !ok {
 			f.errorf(f.lineOf(p), p+".port", "required field missing")
 			bad = true
 		} else if t.Port < 1 || t.Port > 65535 {
