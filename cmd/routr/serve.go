@@ -105,7 +105,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	hs := health.New(cfg.HTTPAddr, reg, cfg.HealthChecks)
+	hs := health.New(cfg.HTTPAddr, reg, cfg.HealthChecks, events.ParseEnabled(env("ENABLE_PPROF")))
 	if err := hs.Listen(); err != nil {
 		return err
 	}

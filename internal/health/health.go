@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -26,10 +27,18 @@ type Server struct {
 }
 
 // New prepares a Server on addr. healthz turns /healthz on, as Routr's
-// ENABLE_HEALTHCHECKS does; /metrics is always served.
-func New(addr string, g prometheus.Gatherer, healthz bool) *Server {
+// ENABLE_HEALTHCHECKS does; /metrics is always served. profiling adds
+// /debug/pprof/: keep it off, or keep addr off public networks, since a
+// profile reveals internals and costs CPU.
+func New(addr string, g prometheus.Gatherer, healthz, profiling bool) *Server {
 	s := &Server{addr: addr, gather: g, health: healthz}
 	mux := http.NewServeMux()
+	if profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	if healthz {
 		mux.HandleFunc("/healthz", s.healthz)
