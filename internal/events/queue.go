@@ -199,11 +199,18 @@ func (q *Queue) Len() int {
 var ErrQueueRunning = errors.New("events: queue is already running")
 
 // Run sends queued events, in order, until ctx ends or Close has flushed
-// the queue; it returns nil then. Only one Run drains a queue at a time.
+// the queue; it returns nil then. Only one Run drains a queue at a time: a
+// second one returns ErrQueueRunning (nil once Close was called).
 func (q *Queue) Run(ctx context.Context) error {
 	select {
 	case q.sem <- struct{}{}:
 	default:
+		q.mu.Lock()
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return nil // Close is flushing (it set closed before taking q.sem)
+		}
 		return ErrQueueRunning
 	}
 	defer func() { <-q.sem }()
