@@ -1,6 +1,8 @@
 package edge
 
 import (
+	"os"
+	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
@@ -334,5 +336,127 @@ func TestInDialogWithoutOurRouteIsRefused(t *testing.T) {
 	r, err := a.Response(sip.BYE, wait)
 	if err != nil || r.StatusCode != 403 {
 		t.Fatalf("forged in-dialog request got %v %v, want 403", r, err)
+	}
+}
+
+func TestCalleeBehindNAT(t *testing.T) {
+	te := startEdge(t)
+	a := te.phone(t, "udp", "1001")
+	b := te.phone(t, "udp", "1002")
+	b.ContactAddr = "10.99.99.99:5060" // what the phone thinks it is
+	mustRegister(t, b)
+	c := dial(t, a, b, "1002", "call-nat")
+	if c.received.Recipient.Host != "10.99.99.99" {
+		t.Fatalf("Request-URI should stay the registered contact, got %s", c.received.Recipient.String())
+	}
+	ok := c.answer()
+	// The callee's Contact in the 200 points where the 200 came from, so
+	// the caller's BYE reaches it through the edge.
+	if ok.Contact().Address.Host != "127.0.0.1" || ok.Contact().Address.Port != b.Port() {
+		t.Fatalf("200 Contact not fixed for NAT: %s", ok.Contact().Address.String())
+	}
+	_ = a.Send(a.InDialog(sip.BYE, c.invite, ok, true, c.invite.CSeq().SeqNo+1))
+	gotBye, err := b.Request(sip.BYE, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Send(b.Reply(gotBye, 200, "OK"))
+	if r, err := a.Response(sip.BYE, wait); err != nil || r.StatusCode != 200 {
+		t.Fatalf("BYE answered %v %v", r, err)
+	}
+}
+
+func TestForkToEveryContact(t *testing.T) {
+	te := startEdge(t)
+	a := te.phone(t, "udp", "1001")
+	desk := te.phone(t, "udp", "1002")
+	mobile := te.phone(t, "tcp", "1002")
+	mustRegister(t, desk)
+	mustRegister(t, mobile)
+	c := dial(t, a, nil, "1002", "call-fork")
+	deskInv, err := desk.Request(sip.INVITE, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mobInv, err := mobile.Request(sip.INVITE, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Crossing from UDP to TCP doubles the Record-Route (RFC 5658).
+	if n := len(mobInv.GetHeaders("Record-Route")); n != 2 {
+		t.Fatalf("UDP->TCP branch has %d Record-Route, want 2", n)
+	}
+	if n := len(deskInv.GetHeaders("Record-Route")); n != 1 {
+		t.Fatalf("UDP->UDP branch has %d Record-Route, want 1", n)
+	}
+	_ = desk.Send(desk.Reply(deskInv, 180, "Ringing"))
+	_ = mobile.Send(mobile.Reply(mobInv, 180, "Ringing"))
+	_ = mobile.Send(mobile.Reply(mobInv, 200, "OK"))
+	// The desk phone is cancelled once the mobile answers.
+	cancel, err := desk.Request(sip.CANCEL, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = desk.Send(desk.Reply(cancel, 200, "OK"))
+	_ = desk.Send(desk.Reply(deskInv, 487, "Request Terminated"))
+	for {
+		r, err := a.Response(sip.INVITE, wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.StatusCode == 180 {
+			continue
+		}
+		if r.StatusCode != 200 {
+			t.Fatalf("caller got %d, want the mobile's 200", r.StatusCode)
+		}
+		break
+	}
+	te.wantEvents(t, c.callID, events.TypeCallStarted, events.TypeCallAnswered)
+}
+
+func TestCalleeUnreachable(t *testing.T) {
+	te := startEdge(t)
+	a := te.phone(t, "udp", "1001")
+	b := te.phone(t, "tcp", "1002")
+	mustRegister(t, b)
+	b.Close() // its connection, and so its binding's address, is gone
+	time.Sleep(50 * time.Millisecond)
+	c := dial(t, a, nil, "1002", "call-unreachable")
+	r, err := a.Response(sip.INVITE, wait)
+	if err != nil || r.StatusCode != 503 {
+		t.Fatalf("got %v %v, want 503", r, err)
+	}
+	te.wantEvents(t, c.callID, events.TypeCallStarted, events.TypeCallEnded)
+	if e := te.rec.find(events.TypeCallEnded, "callId", c.callID); e["hangupCause"] != "SERVICE_UNAVAILABLE" {
+		t.Fatalf("unreachable callee ended with %v", e["hangupCause"])
+	}
+}
+
+func TestCalleeNeverAnswers(t *testing.T) {
+	// Timer B is 64*T1 and sipgo's timers are process-wide: run this test
+	// in a child process whose T1 is 10 ms, so the INVITE times out in
+	// ~0.6 s without touching the timers of the other tests.
+	if os.Getenv("EDGE_SHORT_TIMERS") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCalleeNeverAnswers$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "EDGE_SHORT_TIMERS=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return
+	}
+	sip.SetTimers(10*time.Millisecond, 40*time.Millisecond, 50*time.Millisecond)
+	te := startEdge(t)
+	a := te.phone(t, "udp", "1001")
+	b := te.phone(t, "udp", "1002")
+	mustRegister(t, b)
+	c := dial(t, a, b, "1002", "call-timeout") // b never answers
+	r, err := a.Response(sip.INVITE, wait)
+	if err != nil || r.StatusCode != 408 {
+		t.Fatalf("got %v %v, want 408", r, err)
+	}
+	te.wantEvents(t, c.callID, events.TypeCallStarted, events.TypeCallEnded)
+	if e := te.rec.find(events.TypeCallEnded, "callId", c.callID); e["hangupCause"] != "NO_USER_RESPONSE" {
+		t.Fatalf("timed out call ended with %v", e["hangupCause"])
 	}
 }

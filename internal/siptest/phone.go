@@ -39,6 +39,9 @@ type Phone struct {
 	cseq uint32
 	// Tag is the phone's From tag for requests it starts.
 	Tag string
+	// ContactAddr, when set, replaces the phone's own address in its
+	// Contact: a phone behind NAT advertises an address nobody can reach.
+	ContactAddr string
 }
 
 // NewPhone opens a phone that talks to the edge at edgeAddr (host:port).
@@ -103,7 +106,11 @@ func (p *Phone) AOR() string { return "sip:" + p.User + "@" + p.Domain }
 
 // Contact is the phone's contact URI.
 func (p *Phone) Contact() string {
-	c := "sip:" + p.User + "@" + p.Addr()
+	addr := p.Addr()
+	if p.ContactAddr != "" {
+		addr = p.ContactAddr
+	}
+	c := "sip:" + p.User + "@" + addr
 	if p.Transport != "udp" {
 		c += ";transport=" + p.Transport
 	}
