@@ -14,96 +14,7 @@ import (
 	"github.com/routr-go/routr/internal/siptest"
 )
 
-const wait = 3 * time.Second
-
-// call is one call set up through the edge by test phones.
-type call struct {
-	t        *testing.T
-	caller   *siptest.Phone
-	callee   *siptest.Phone
-	callID   string
-	invite   *sip.Request // as the caller sent it (authenticated)
-	received *sip.Request // as the callee got it
-}
-
-// dial sends an INVITE from caller to the user calleeUser, answers the
-// 407, and returns once the callee (if any) has the INVITE.
-func dial(t *testing.T, caller, callee *siptest.Phone, calleeUser, callID string) *call {
-	t.Helper()
-	inv := caller.NewRequest(sip.INVITE, "sip:"+calleeUser+"@sip.local", callID)
-	inv.AppendHeader(sip.NewHeader("X-Room-Id", "room-7"))
-	if err := caller.Send(inv); err != nil {
-		t.Fatal(err)
-	}
-	ch, err := caller.Response(sip.INVITE, wait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ch.StatusCode != 407 {
-		t.Fatalf("INVITE without credentials: %d, want 407", ch.StatusCode)
-	}
-	if ch.GetHeader("Proxy-Authenticate") == nil {
-		t.Fatal("407 without Proxy-Authenticate")
-	}
-	ack := sip.NewRequest(sip.ACK, inv.Recipient)
-	ack.AppendHeader(sip.HeaderClone(inv.Via()))
-	mf := sip.MaxForwardsHeader(70)
-	ack.AppendHeader(&mf)
-	ack.AppendHeader(sip.HeaderClone(inv.From()))
-	ack.AppendHeader(sip.HeaderClone(ch.To()))
-	ack.AppendHeader(sip.HeaderClone(inv.CallID()))
-	ack.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.ACK})
-	ack.SetBody(nil)
-	_ = caller.Send(ack)
-
-	authd, err := caller.Authorize(inv, ch, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := caller.Send(authd); err != nil {
-		t.Fatal(err)
-	}
-	c := &call{t: t, caller: caller, callee: callee, callID: callID, invite: authd}
-	if callee != nil {
-		got, err := callee.Request(sip.INVITE, wait)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.received = got
-	}
-	return c
-}
-
-// answer has the callee answer 180 then 200, and the caller ACK; it
-// returns the 200 the caller saw.
-func (c *call) answer() *sip.Response {
-	t := c.t
-	t.Helper()
-	_ = c.callee.Send(c.callee.Reply(c.received, 180, "Ringing"))
-	r180, err := c.caller.Response(sip.INVITE, wait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r180.StatusCode != 180 {
-		t.Fatalf("caller got %d, want 180", r180.StatusCode)
-	}
-	_ = c.callee.Send(c.callee.Reply(c.received, 200, "OK"))
-	ok, err := c.caller.Response(sip.INVITE, wait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ok.StatusCode != 200 {
-		t.Fatalf("caller got %d, want 200", ok.StatusCode)
-	}
-	ack := c.caller.InDialog(sip.ACK, c.invite, ok, true, c.invite.CSeq().SeqNo)
-	if err := c.caller.Send(ack); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.callee.Request(sip.ACK, wait); err != nil {
-		t.Fatal(err)
-	}
-	return ok
-}
+const wait = siptest.Wait
 
 func (te *testEdge) wantEvents(t *testing.T, callID string, want ...string) {
 	t.Helper()
@@ -119,9 +30,9 @@ func TestCallAnsweredCallerHangsUp(t *testing.T) {
 			a := te.phone(t, transport, "1001")
 			b := te.phone(t, transport, "1002")
 			mustRegister(t, b)
-			c := dial(t, a, b, "1002", "call-caller-bye-"+transport)
+			c := siptest.Dial(t, a, b, "1002", "call-caller-bye-"+transport)
 
-			in := c.received
+			in := c.Received
 			if h := in.GetHeader("X-Call-Direction"); h == nil || h.Value() != "agent-to-agent" {
 				t.Fatalf("X-Call-Direction = %v", h)
 			}
@@ -142,28 +53,17 @@ func TestCallAnsweredCallerHangsUp(t *testing.T) {
 				t.Fatalf("Request-URI not the callee's contact: %s", in.Recipient.String())
 			}
 
-			ok := c.answer()
+			ok := c.Answer()
 			if len(ok.GetHeaders("Record-Route")) == 0 {
 				t.Fatal("200 reached the caller without Record-Route")
 			}
-			bye := a.InDialog(sip.BYE, c.invite, ok, true, c.invite.CSeq().SeqNo+1)
-			bye.AppendHeader(sip.NewHeader("X-Reason", "done"))
-			_ = a.Send(bye)
-			gotBye, err := b.Request(sip.BYE, wait)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_ = b.Send(b.Reply(gotBye, 200, "OK"))
-			res, err := a.Response(sip.BYE, wait)
-			if err != nil || res.StatusCode != 200 {
-				t.Fatalf("BYE answered %v %v", res, err)
-			}
-			te.wantEvents(t, c.callID, events.TypeCallStarted, events.TypeCallAnswered, events.TypeCallEnded)
-			ended := te.rec.find(events.TypeCallEnded, "callId", c.callID)
+			c.Hangup(ok, true)
+			te.wantEvents(t, c.CallID, events.TypeCallStarted, events.TypeCallAnswered, events.TypeCallEnded)
+			ended := te.rec.find(events.TypeCallEnded, "callId", c.CallID)
 			if ended["hangupCause"] != "NORMAL_CLEARING" {
 				t.Fatalf("hangupCause %v", ended["hangupCause"])
 			}
-			started := te.rec.find(events.TypeCallStarted, "callId", c.callID)
+			started := te.rec.find(events.TypeCallStarted, "callId", c.CallID)
 			if started["from"] != "sip:1001@sip.local" || started["to"] != "sip:1002@sip.local" {
 				t.Fatalf("call.started from/to: %v %v", started["from"], started["to"])
 			}
@@ -179,11 +79,11 @@ func TestCallCalleeHangsUpAndReInvite(t *testing.T) {
 	a := te.phone(t, "udp", "1001")
 	b := te.phone(t, "udp", "1002")
 	mustRegister(t, b)
-	c := dial(t, a, b, "1002", "call-callee-bye")
-	ok := c.answer()
+	c := siptest.Dial(t, a, b, "1002", "call-callee-bye")
+	ok := c.Answer()
 
 	// re-INVITE from the caller: routed without a new challenge.
-	re := a.InDialog(sip.INVITE, c.invite, ok, true, c.invite.CSeq().SeqNo+1)
+	re := a.InDialog(sip.INVITE, c.Invite, ok, true, c.Invite.CSeq().SeqNo+1)
 	_ = a.Send(re)
 	gotRe, err := b.Request(sip.INVITE, wait)
 	if err != nil {
@@ -194,23 +94,13 @@ func TestCallCalleeHangsUpAndReInvite(t *testing.T) {
 	if err != nil || reOK.StatusCode != 200 {
 		t.Fatalf("re-INVITE answered %v %v", reOK, err)
 	}
-	_ = a.Send(a.InDialog(sip.ACK, c.invite, ok, true, c.invite.CSeq().SeqNo+1))
+	_ = a.Send(a.InDialog(sip.ACK, c.Invite, ok, true, c.Invite.CSeq().SeqNo+1))
 	if _, err := b.Request(sip.ACK, wait); err != nil {
 		t.Fatal(err)
 	}
 
-	// BYE from the callee.
-	bye := b.InDialog(sip.BYE, c.received, ok, false, 1)
-	_ = b.Send(bye)
-	gotBye, err := a.Request(sip.BYE, wait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = a.Send(a.Reply(gotBye, 200, "OK"))
-	if res, err := b.Response(sip.BYE, wait); err != nil || res.StatusCode != 200 {
-		t.Fatalf("callee's BYE answered %v %v", res, err)
-	}
-	te.wantEvents(t, c.callID, events.TypeCallStarted, events.TypeCallAnswered, events.TypeCallEnded)
+	c.Hangup(ok, false) // from the callee
+	te.wantEvents(t, c.CallID, events.TypeCallStarted, events.TypeCallAnswered, events.TypeCallEnded)
 }
 
 func TestCallCancelled(t *testing.T) {
@@ -218,36 +108,14 @@ func TestCallCancelled(t *testing.T) {
 	a := te.phone(t, "udp", "1001")
 	b := te.phone(t, "udp", "1002")
 	mustRegister(t, b)
-	c := dial(t, a, b, "1002", "call-cancel")
-	_ = b.Send(b.Reply(c.received, 180, "Ringing"))
+	c := siptest.Dial(t, a, b, "1002", "call-cancel")
+	_ = b.Send(b.Reply(c.Received, 180, "Ringing"))
 	if r, err := a.Response(sip.INVITE, wait); err != nil || r.StatusCode != 180 {
 		t.Fatalf("want 180, got %v %v", r, err)
 	}
-	cancel := sip.NewRequest(sip.CANCEL, c.invite.Recipient)
-	cancel.AppendHeader(sip.HeaderClone(c.invite.Via()))
-	mf := sip.MaxForwardsHeader(70)
-	cancel.AppendHeader(&mf)
-	cancel.AppendHeader(sip.HeaderClone(c.invite.From()))
-	cancel.AppendHeader(sip.HeaderClone(c.invite.To()))
-	cancel.AppendHeader(sip.HeaderClone(c.invite.CallID()))
-	cancel.AppendHeader(&sip.CSeqHeader{SeqNo: c.invite.CSeq().SeqNo, MethodName: sip.CANCEL})
-	cancel.SetBody(nil)
-	_ = a.Send(cancel)
-
-	gotCancel, err := b.Request(sip.CANCEL, wait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = b.Send(b.Reply(gotCancel, 200, "OK"))
-	_ = b.Send(b.Reply(c.received, 487, "Request Terminated"))
-	if r, err := a.Response(sip.CANCEL, wait); err != nil || r.StatusCode != 200 {
-		t.Fatalf("CANCEL answered %v %v", r, err)
-	}
-	if r, err := a.Response(sip.INVITE, wait); err != nil || r.StatusCode != 487 {
-		t.Fatalf("INVITE after CANCEL answered %v %v", r, err)
-	}
-	te.wantEvents(t, c.callID, events.TypeCallStarted, events.TypeCallEnded)
-	if e := te.rec.find(events.TypeCallEnded, "callId", c.callID); e["hangupCause"] != "NORMAL_CLEARING" {
+	c.Cancel()
+	te.wantEvents(t, c.CallID, events.TypeCallStarted, events.TypeCallEnded)
+	if e := te.rec.find(events.TypeCallEnded, "callId", c.CallID); e["hangupCause"] != "NORMAL_CLEARING" {
 		t.Fatalf("cancelled call ended with %v", e["hangupCause"])
 	}
 }
@@ -257,8 +125,8 @@ func TestCallDeclined(t *testing.T) {
 	a := te.phone(t, "udp", "1001")
 	b := te.phone(t, "udp", "1002")
 	mustRegister(t, b)
-	c := dial(t, a, b, "1002", "call-busy")
-	_ = b.Send(b.Reply(c.received, 486, "Busy Here"))
+	c := siptest.Dial(t, a, b, "1002", "call-busy")
+	_ = b.Send(b.Reply(c.Received, 486, "Busy Here"))
 	r, err := a.Response(sip.INVITE, wait)
 	if err != nil || r.StatusCode != 486 {
 		t.Fatalf("caller got %v %v, want 486", r, err)
@@ -270,8 +138,8 @@ func TestCallDeclined(t *testing.T) {
 	if _, err := b.Request(sip.ACK, wait); err != nil {
 		t.Fatal(err)
 	}
-	te.wantEvents(t, c.callID, events.TypeCallStarted, events.TypeCallEnded)
-	if e := te.rec.find(events.TypeCallEnded, "callId", c.callID); e["hangupCause"] != "USER_BUSY" {
+	te.wantEvents(t, c.CallID, events.TypeCallStarted, events.TypeCallEnded)
+	if e := te.rec.find(events.TypeCallEnded, "callId", c.CallID); e["hangupCause"] != "USER_BUSY" {
 		t.Fatalf("486 ended with %v", e["hangupCause"])
 	}
 }
@@ -288,13 +156,13 @@ func TestCallRejectedByEdge(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := dial(t, a, nil, tc.user, "call-"+tc.user)
+			c := siptest.Dial(t, a, nil, tc.user, "call-"+tc.user)
 			r, err := a.Response(sip.INVITE, wait)
 			if err != nil || r.StatusCode != tc.want {
 				t.Fatalf("got %v %v, want %d", r, err, tc.want)
 			}
 			time.Sleep(50 * time.Millisecond)
-			if evs := te.rec.byCall(c.callID); len(evs) != 0 {
+			if evs := te.rec.byCall(c.CallID); len(evs) != 0 {
 				t.Fatalf("a call the edge refused published %v", evs)
 			}
 		})
@@ -310,7 +178,7 @@ func TestCallWrongPassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	c := dial(t, a, nil, "1002", "call-wrong-pass")
+	c := siptest.Dial(t, a, nil, "1002", "call-wrong-pass")
 	r, err := a.Response(sip.INVITE, wait)
 	if err != nil || r.StatusCode != 403 {
 		t.Fatalf("got %v %v, want 403", r, err)
@@ -318,7 +186,7 @@ func TestCallWrongPassword(t *testing.T) {
 	if _, err := b.Request(sip.INVITE, 200*time.Millisecond); err == nil {
 		t.Fatal("callee rang for an unauthenticated caller")
 	}
-	if evs := te.rec.byCall(c.callID); len(evs) != 0 {
+	if evs := te.rec.byCall(c.CallID); len(evs) != 0 {
 		t.Fatalf("published %v", evs)
 	}
 }
@@ -345,25 +213,17 @@ func TestCalleeBehindNAT(t *testing.T) {
 	b := te.phone(t, "udp", "1002")
 	b.ContactAddr = "10.99.99.99:5060" // what the phone thinks it is
 	mustRegister(t, b)
-	c := dial(t, a, b, "1002", "call-nat")
-	if c.received.Recipient.Host != "10.99.99.99" {
-		t.Fatalf("Request-URI should stay the registered contact, got %s", c.received.Recipient.String())
+	c := siptest.Dial(t, a, b, "1002", "call-nat")
+	if c.Received.Recipient.Host != "10.99.99.99" {
+		t.Fatalf("Request-URI should stay the registered contact, got %s", c.Received.Recipient.String())
 	}
-	ok := c.answer()
+	ok := c.Answer()
 	// The callee's Contact in the 200 points where the 200 came from, so
 	// the caller's BYE reaches it through the edge.
 	if ok.Contact().Address.Host != "127.0.0.1" || ok.Contact().Address.Port != b.Port() {
 		t.Fatalf("200 Contact not fixed for NAT: %s", ok.Contact().Address.String())
 	}
-	_ = a.Send(a.InDialog(sip.BYE, c.invite, ok, true, c.invite.CSeq().SeqNo+1))
-	gotBye, err := b.Request(sip.BYE, wait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = b.Send(b.Reply(gotBye, 200, "OK"))
-	if r, err := a.Response(sip.BYE, wait); err != nil || r.StatusCode != 200 {
-		t.Fatalf("BYE answered %v %v", r, err)
-	}
+	c.Hangup(ok, true)
 }
 
 func TestForkToEveryContact(t *testing.T) {
@@ -373,7 +233,7 @@ func TestForkToEveryContact(t *testing.T) {
 	mobile := te.phone(t, "tcp", "1002")
 	mustRegister(t, desk)
 	mustRegister(t, mobile)
-	c := dial(t, a, nil, "1002", "call-fork")
+	c := siptest.Dial(t, a, nil, "1002", "call-fork")
 	deskInv, err := desk.Request(sip.INVITE, wait)
 	if err != nil {
 		t.Fatal(err)
@@ -412,7 +272,7 @@ func TestForkToEveryContact(t *testing.T) {
 		}
 		break
 	}
-	te.wantEvents(t, c.callID, events.TypeCallStarted, events.TypeCallAnswered)
+	te.wantEvents(t, c.CallID, events.TypeCallStarted, events.TypeCallAnswered)
 }
 
 func TestCalleeUnreachable(t *testing.T) {
@@ -422,13 +282,13 @@ func TestCalleeUnreachable(t *testing.T) {
 	mustRegister(t, b)
 	b.Close() // its connection, and so its binding's address, is gone
 	time.Sleep(50 * time.Millisecond)
-	c := dial(t, a, nil, "1002", "call-unreachable")
+	c := siptest.Dial(t, a, nil, "1002", "call-unreachable")
 	r, err := a.Response(sip.INVITE, wait)
 	if err != nil || r.StatusCode != 503 {
 		t.Fatalf("got %v %v, want 503", r, err)
 	}
-	te.wantEvents(t, c.callID, events.TypeCallStarted, events.TypeCallEnded)
-	if e := te.rec.find(events.TypeCallEnded, "callId", c.callID); e["hangupCause"] != "SERVICE_UNAVAILABLE" {
+	te.wantEvents(t, c.CallID, events.TypeCallStarted, events.TypeCallEnded)
+	if e := te.rec.find(events.TypeCallEnded, "callId", c.CallID); e["hangupCause"] != "SERVICE_UNAVAILABLE" {
 		t.Fatalf("unreachable callee ended with %v", e["hangupCause"])
 	}
 }
@@ -450,13 +310,13 @@ func TestCalleeNeverAnswers(t *testing.T) {
 	a := te.phone(t, "udp", "1001")
 	b := te.phone(t, "udp", "1002")
 	mustRegister(t, b)
-	c := dial(t, a, b, "1002", "call-timeout") // b never answers
+	c := siptest.Dial(t, a, b, "1002", "call-timeout") // b never answers
 	r, err := a.Response(sip.INVITE, wait)
 	if err != nil || r.StatusCode != 408 {
 		t.Fatalf("got %v %v, want 408", r, err)
 	}
-	te.wantEvents(t, c.callID, events.TypeCallStarted, events.TypeCallEnded)
-	if e := te.rec.find(events.TypeCallEnded, "callId", c.callID); e["hangupCause"] != "NO_USER_RESPONSE" {
+	te.wantEvents(t, c.CallID, events.TypeCallStarted, events.TypeCallEnded)
+	if e := te.rec.find(events.TypeCallEnded, "callId", c.CallID); e["hangupCause"] != "NO_USER_RESPONSE" {
 		t.Fatalf("timed out call ended with %v", e["hangupCause"])
 	}
 }

@@ -18,7 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/nats-io/nats.go"
+
+	"github.com/routr-go/routr/internal/siptest"
 )
 
 var (
@@ -370,5 +373,90 @@ func TestSippRegisterAndCalls(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// TestPhonesAgainstBinary runs the call flows sipp does not cover with the
+// siptest phone, against the built binary, over UDP and TCP.
+func TestPhonesAgainstBinary(t *testing.T) {
+	e := startEdge(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", e.sipPort)
+	phone := func(transport, user string) *siptest.Phone {
+		p, err := siptest.NewPhone(transport, user, "sip.local", "1234", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		return p
+	}
+	ended := 0
+	wantEnded := func(cause string) {
+		t.Helper()
+		ended++
+		got := e.events.waitCount(t, "routr.call.ended", ended)
+		if c := got[len(got)-1]["hangupCause"]; c != cause {
+			t.Fatalf("call.ended hangupCause %v, want %s", c, cause)
+		}
+	}
+	for _, tp := range []string{"udp", "tcp"} {
+		a := phone(tp, "1001")
+		b := phone(tp, "1002")
+		for _, alg := range []string{"SHA-256", "MD5"} {
+			res, err := b.Register(600, alg)
+			if err != nil || res.StatusCode != 200 {
+				t.Fatalf("%s REGISTER with %s: %v %v", tp, alg, res, err)
+			}
+		}
+
+		// Callee hangs up after a re-INVITE.
+		c := siptest.Dial(t, a, b, "1002", "e2e-reinvite-"+tp)
+		ok := c.Answer()
+		re := a.InDialog(sip.INVITE, c.Invite, ok, true, c.Invite.CSeq().SeqNo+1)
+		_ = a.Send(re)
+		gotRe, err := b.Request(sip.INVITE, siptest.Wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = b.Send(b.Reply(gotRe, 200, "OK"))
+		if r, err := a.Response(sip.INVITE, siptest.Wait); err != nil || r.StatusCode != 200 {
+			t.Fatalf("re-INVITE: %v %v", r, err)
+		}
+		_ = a.Send(a.InDialog(sip.ACK, c.Invite, ok, true, c.Invite.CSeq().SeqNo+1))
+		if _, err := b.Request(sip.ACK, siptest.Wait); err != nil {
+			t.Fatal(err)
+		}
+		c.Hangup(ok, false)
+		wantEnded("NORMAL_CLEARING")
+
+		// Cancelled while ringing.
+		c = siptest.Dial(t, a, b, "1002", "e2e-cancel-"+tp)
+		_ = b.Send(b.Reply(c.Received, 180, "Ringing"))
+		if r, err := a.Response(sip.INVITE, siptest.Wait); err != nil || r.StatusCode != 180 {
+			t.Fatalf("want 180: %v %v", r, err)
+		}
+		c.Cancel()
+		wantEnded("NORMAL_CLEARING")
+
+		// Refused by the edge: no call, no event.
+		for user, code := range map[string]int{"1003": 480, "7777": 404} {
+			siptest.Dial(t, a, nil, user, "e2e-refused-"+user+tp)
+			if r, err := a.Response(sip.INVITE, siptest.Wait); err != nil || r.StatusCode != code {
+				t.Fatalf("call to %s: %v %v, want %d", user, r, err, code)
+			}
+		}
+		// Unregister.
+		if res, err := b.Register(0, ""); err != nil || res.StatusCode != 200 {
+			t.Fatalf("unregister: %v %v", res, err)
+		}
+	}
+	started := e.events.waitCount(t, "routr.call.started", 4)
+	for _, s := range started {
+		if strings.HasPrefix(s["callId"].(string), "e2e-refused") {
+			t.Fatalf("a refused call published call.started: %v", s)
+		}
+	}
+	un := e.events.waitCount(t, "routr.endpoint.unregistered", 2)
+	if un[0]["reason"] != "unregister" {
+		t.Fatalf("endpoint.unregistered = %v", un[0])
 	}
 }
