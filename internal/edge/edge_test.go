@@ -369,3 +369,74 @@ func TestEdgeAnswersItself(t *testing.T) {
 		})
 	}
 }
+
+func TestLoopDetected(t *testing.T) {
+	te := startEdge(t)
+	p := te.phone(t, "udp", "1001")
+	req := p.NewRequest(sip.MESSAGE, "sip:1002@sip.local", "loop-1")
+	// The request claims it already went through this edge unchanged.
+	host, port := te.srv.addrs.hostPort("udp", te.srv.Addr("udp").Addr())
+	ours := te.srv.via("udp", te.srv.Addr("udp").Addr(), newBranch(req))
+	ours.Host, ours.Port = host, port
+	req.AppendHeader(ours)
+	if err := p.Send(req); err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Response(sip.MESSAGE, 2*time.Second)
+	if err != nil || res.StatusCode != 482 {
+		t.Fatalf("got %v %v, want 482", res, err)
+	}
+	// A spiral (same request, other Request-URI) is no loop.
+	spiral := p.NewRequest(sip.MESSAGE, "sip:1003@sip.local", "loop-2")
+	spiral.AppendHeader(ours)
+	_ = p.Send(spiral)
+	res, err = p.Response(sip.MESSAGE, 2*time.Second)
+	if err != nil || res.StatusCode == 482 {
+		t.Fatalf("spiral answered %v %v", res, err)
+	}
+}
+
+func TestMalformedAnswered400(t *testing.T) {
+	te := startEdge(t)
+	p := te.phone(t, "udp", "1001")
+	cases := map[string]string{
+		"no From": "MESSAGE sip:1002@sip.local SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKm1\r\nTo: <sip:1002@sip.local>\r\nCall-ID: m1\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+		"CSeq method differs": "MESSAGE sip:1002@sip.local SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKm2\r\nFrom: <sip:1001@sip.local>;tag=a\r\nTo: <sip:1002@sip.local>\r\nCall-ID: m2\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+	}
+	for name, raw := range cases {
+		t.Run(name, func(t *testing.T) {
+			if err := p.SendRaw([]byte(fmt.Sprintf(raw, p.Addr()))); err != nil {
+				t.Fatal(err)
+			}
+			m, err := p.Next(2 * time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, ok := m.(*sip.Response)
+			if !ok || res.StatusCode != 400 {
+				t.Fatalf("got %v, want 400", m)
+			}
+		})
+	}
+}
+
+func TestMaxContactsReplacesOldest(t *testing.T) {
+	te := startEdge(t)
+	te.srv.opts.Resources.Load().AgentByRef("agent-02").MaxContacts = 2
+	var phones []*siptest.Phone
+	for i := 0; i < 3; i++ {
+		p := te.phone(t, "udp", "1002")
+		mustRegister(t, p)
+		phones = append(phones, p)
+		time.Sleep(5 * time.Millisecond) // distinct registration times
+	}
+	bs, _ := te.loc.Lookup(context.Background(), "sip:1002@sip.local")
+	if len(bs) != 2 {
+		t.Fatalf("%d bindings, want maxContacts=2", len(bs))
+	}
+	for _, b := range bs {
+		if b.Source == phones[0].Addr() {
+			t.Fatalf("the oldest contact survived: %+v", bs)
+		}
+	}
+}
