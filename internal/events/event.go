@@ -1,9 +1,10 @@
 package events
 
 import (
+	"encoding/binary"
+	"encoding/hex"
+	"math/rand/v2"
 	"time"
-
-	"github.com/google/uuid"
 )
 
 // Event types: the subject of an event is "<base>.<type>".
@@ -44,13 +45,27 @@ type Header struct {
 	Name, Value string
 }
 
-// NewID returns a new unique event id: a UUIDv7 in its canonical text form.
+// NewID returns a new unique event id: a UUIDv7 (RFC 9562) in its
+// canonical text form, so ids sort by creation time to the millisecond. Its
+// 74 random bits come from the runtime's ChaCha8 generator, seeded by the
+// OS: unique without the cost of a system call per event.
 func NewID() string {
-	id, err := uuid.NewV7()
-	if err != nil {
-		// crypto/rand does not fail on supported platforms; a v4 still
-		// gives a unique id if it ever does.
-		return uuid.NewString()
-	}
-	return id.String()
+	var u [16]byte
+	ms := uint64(time.Now().UnixMilli())
+	hi, lo := rand.Uint64(), rand.Uint64()
+	u[0], u[1], u[2], u[3], u[4], u[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
+	u[6], u[7] = 0x70|byte(hi>>8)&0x0f, byte(hi) // version 7, rand_a
+	binary.BigEndian.PutUint64(u[8:], lo)
+	u[8] = 0x80 | u[8]&0x3f // variant 10, rand_b
+	var s [36]byte
+	hex.Encode(s[0:8], u[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], u[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], u[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], u[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], u[10:])
+	return string(s[:])
 }

@@ -34,7 +34,7 @@ var callStartedFields = []string{"callId", "from", "to", "startTime", "extraHead
 //	{"callId":…,"from":"sip:u@h","to":"sip:u@h","startTime":…,"extraHeaders":{…},<metadata>…}
 func CallStarted(s CallStart) Event {
 	from, to := NormalizeURI(s.From), NormalizeURI(s.To)
-	b := make([]byte, 0, 96+len(s.CallID)+len(from)+len(to)+headersSize(s.ExtraHeaders)+32*len(s.Metadata))
+	b := make([]byte, 0, 112+len(s.CallID)+len(from)+len(to)+headersSize(s.ExtraHeaders)+48*len(s.Metadata))
 	b = append(b, `{"callId":`...)
 	b = appendString(b, s.CallID)
 	b = append(b, `,"from":`...)
@@ -111,7 +111,7 @@ func CallEnded(e CallEnd) Event {
 	if cause == "" {
 		cause = HangupCause(e.SIPCode)
 	}
-	b := make([]byte, 0, 208+len(e.CallID)+len(from)+len(to)+headersSize(e.ExtraHeaders))
+	b := make([]byte, 0, 272+len(e.CallID)+len(from)+len(to)+headersSize(e.ExtraHeaders))
 	b = append(b, `{"callId":`...)
 	b = appendString(b, e.CallID)
 	b = append(b, `,"endTime":"`...)
@@ -154,7 +154,7 @@ func CallEnded(e CallEnd) Event {
 //	{"aor":"sip:u@h","registeredAt":…,"expires":3600,"extraHeaders":{…}}
 func EndpointRegistered(aor string, expires int, h []Header, at time.Time) Event {
 	aor = NormalizeURI(aor)
-	b := make([]byte, 0, 80+len(aor)+headersSize(h))
+	b := make([]byte, 0, 104+len(aor)+headersSize(h))
 	b = append(b, `{"aor":`...)
 	b = appendString(b, aor)
 	b = append(b, `,"registeredAt":"`...)
@@ -199,7 +199,7 @@ func appendExtraHeaders(b []byte, hs []Header) []byte {
 	b = append(b, '{')
 	n := 0
 	for i := range hs {
-		if isExtraHeader(hs[i].Name) {
+		if hasXPrefix(hs[i].Name) {
 			n++
 		}
 	}
@@ -249,7 +249,7 @@ func repeatedAfter(hs []Header, i int) bool {
 func headersSize(hs []Header) int {
 	n := 0
 	for i := range hs {
-		if len(hs[i].Name) > 1 && hs[i].Name[1] == '-' {
+		if hasXPrefix(hs[i].Name) {
 			n += len(hs[i].Name) + len(hs[i].Value) + 6
 		}
 	}

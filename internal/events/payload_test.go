@@ -7,6 +7,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -166,10 +168,10 @@ func TestCompatFields(t *testing.T) {
 func TestTimeFormat(t *testing.T) {
 	cases := map[time.Time]string{
 		t0: "2026-11-25T18:53:34.120Z",
-		time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC):                              "2026-01-02T03:04:05.000Z",
-		time.Date(2026, 1, 2, 3, 4, 5, 999_999_999, time.UTC):                    "2026-01-02T03:04:05.999Z",
+		time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC):                             "2026-01-02T03:04:05.000Z",
+		time.Date(2026, 1, 2, 3, 4, 5, 999_999_999, time.UTC):                   "2026-01-02T03:04:05.999Z",
 		time.Date(2026, 1, 2, 1, 4, 5, 7_000_000, time.FixedZone("X", -2*3600)): "2026-01-02T03:04:05.007Z",
-		time.Date(12345, 1, 2, 1, 4, 5, 7_000_000, time.UTC):                     "12345-01-02T01:04:05.007Z",
+		time.Date(12345, 1, 2, 1, 4, 5, 7_000_000, time.UTC):                    "12345-01-02T01:04:05.007Z",
 	}
 	for in, want := range cases {
 		if got := FormatTime(in); got != want {
@@ -180,22 +182,22 @@ func TestTimeFormat(t *testing.T) {
 
 func TestNormalizeURI(t *testing.T) {
 	cases := map[string]string{
-		"sip:alice@atlanta.example.com":                          "sip:alice@atlanta.example.com",
-		"sip:alice@atlanta.example.com:5060":                     "sip:alice@atlanta.example.com",
-		"sip:alice@atlanta.example.com;transport=tcp":            "sip:alice@atlanta.example.com",
-		"sip:alice@atlanta.example.com:5060;transport=tcp?x=y":   "sip:alice@atlanta.example.com",
-		`"Alice" <sip:alice@atlanta.example.com:5060>;tag=1234`:  "sip:alice@atlanta.example.com",
-		"<sips:alice@atlanta.example.com>":                       "sip:alice@atlanta.example.com",
-		"SIP:Alice@Atlanta.example.com":                          "sip:Alice@Atlanta.example.com",
-		"sip:alice:secret@atlanta.example.com":                   "sip:alice@atlanta.example.com",
-		"sip:+15551234567;npdi@gw.example.com;user=phone":        "sip:+15551234567;npdi@gw.example.com",
-		"sip:bob@[2001:db8::1]:5060":                             "sip:bob@[2001:db8::1]",
-		"sip:[2001:db8::1]":                                      "sip:[2001:db8::1]",
-		"sip:atlanta.example.com:5060":                           "sip:atlanta.example.com",
-		"tel:+15551234567;phone-context=example.com":             "tel:+15551234567",
-		"  <sip:a@b>  ":                                          "sip:a@b",
-		"not a uri":                                              "not a uri",
-		"":                                                       "",
+		"sip:alice@atlanta.example.com":                         "sip:alice@atlanta.example.com",
+		"sip:alice@atlanta.example.com:5060":                    "sip:alice@atlanta.example.com",
+		"sip:alice@atlanta.example.com;transport=tcp":           "sip:alice@atlanta.example.com",
+		"sip:alice@atlanta.example.com:5060;transport=tcp?x=y":  "sip:alice@atlanta.example.com",
+		`"Alice" <sip:alice@atlanta.example.com:5060>;tag=1234`: "sip:alice@atlanta.example.com",
+		"<sips:alice@atlanta.example.com>":                      "sip:alice@atlanta.example.com",
+		"SIP:Alice@Atlanta.example.com":                         "sip:Alice@Atlanta.example.com",
+		"sip:alice:secret@atlanta.example.com":                  "sip:alice@atlanta.example.com",
+		"sip:+15551234567;npdi@gw.example.com;user=phone":       "sip:+15551234567;npdi@gw.example.com",
+		"sip:bob@[2001:db8::1]:5060":                            "sip:bob@[2001:db8::1]",
+		"sip:[2001:db8::1]":                                     "sip:[2001:db8::1]",
+		"sip:atlanta.example.com:5060":                          "sip:atlanta.example.com",
+		"tel:+15551234567;phone-context=example.com":            "tel:+15551234567",
+		"  <sip:a@b>  ":                                         "sip:a@b",
+		"not a uri":                                             "not a uri",
+		"":                                                      "",
 	}
 	for in, want := range cases {
 		if got := NormalizeURI(in); got != want {
@@ -235,6 +237,13 @@ func TestIsCredentialName(t *testing.T) {
 	} {
 		if got := IsCredentialName(name); got != want {
 			t.Errorf("IsCredentialName(%q) = %v, want %v", name, got, want)
+		}
+	}
+	for _, w := range credentialWords {
+		for _, name := range []string{w, "X-" + strings.ToUpper(w), "my_" + w + "_here"} {
+			if !IsCredentialName(name) {
+				t.Errorf("IsCredentialName(%q) = false", name)
+			}
 		}
 	}
 }
@@ -316,13 +325,19 @@ func checkValid(t *testing.T, e Event, callID string) {
 	}
 }
 
-func TestIDsAreUnique(t *testing.T) {
+func TestIDsAreUUIDv7(t *testing.T) {
+	v7 := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 	seen := map[string]bool{}
+	before := time.Now().UnixMilli()
 	for range 10000 {
 		id := NewID()
-		if seen[id] || len(id) != 36 {
+		if seen[id] || !v7.MatchString(id) {
 			t.Fatalf("bad or repeated id %q", id)
 		}
 		seen[id] = true
+	}
+	ms, err := strconv.ParseInt(strings.ReplaceAll(NewID()[:13], "-", ""), 16, 64)
+	if err != nil || ms < before || ms > time.Now().UnixMilli() {
+		t.Errorf("timestamp %d not within [%d, now]", ms, before)
 	}
 }
