@@ -86,7 +86,8 @@ type call struct {
 	answer   time.Time // zero until answered
 }
 
-// NewTracker returns a Tracker; call Run to enforce MaxDuration.
+// NewTracker returns a Tracker; call Run to enforce MaxDuration. It panics
+// if its metrics cannot be registered (two trackers on one Registerer).
 func NewTracker(o Options) *Tracker {
 	if o.Sink == nil {
 		o.Sink = events.Discard{}
