@@ -14,7 +14,11 @@
 // Producers hand events to a [Sink], whose Publish never blocks. The sinks
 // that reach the outside world are [Queue]s: a bounded, in-order buffer in
 // front of one slow [Publisher] ([NATSPublisher], [JetStreamPublisher],
-// [ConsolePublisher]), drained by one goroutine.
+// [ConsolePublisher]), drained by one goroutine. [NewPipeline] builds the
+// queues and publishers a [Config] (Routr's environment variables, see
+// [ConfigFromEnv]) enables, behind a [Fanout]. [StartEmbedded] runs a NATS
+// server in the process, and [Subscribe] prints what is published (the
+// `routr events` command).
 //
 // Bounds and overflow behaviour:
 //
@@ -38,5 +42,10 @@
 // rarely see a duplicate (same Routr-Event-Id) around a disconnect, never a
 // loss within the bound. Durable mode publishes into a JetStream stream with
 // Nats-Msg-Id set to the event id, so such re-sends are removed by the
-// server's duplicate window: exactly once in the stream.
+// server's duplicate window: exactly once in the stream, provided the
+// re-send comes within the window (10 minutes on a stream we create). Acks
+// are awaited asynchronously and events re-sent in order from the first one
+// not acked; only an error on a single event while later ones are stored
+// (not a disconnect, which loses a suffix) can store a re-sent event after
+// a later one.
 package events
