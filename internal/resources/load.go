@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -29,7 +30,12 @@ func LoadFS(fsys fs.FS) (*Set, error) {
 func load(fsys fs.FS, display func(string) string) (*Set, error) {
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
-		return nil, fmt.Errorf("load resources: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			// fs reports the path inside fsys ("."): name the directory.
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("load resources from %s: %w", display("."), err)
 	}
 	var names []string
 	for _, e := range entries {

@@ -46,7 +46,8 @@ func TestLoadDirFiles(t *testing.T) {
 }
 
 func TestLoadDirErrors(t *testing.T) {
-	if _, err := LoadDir(filepath.Join(t.TempDir(), "missing")); err == nil || !strings.HasPrefix(err.Error(), "load resources: open ") {
+	missing := filepath.Join(t.TempDir(), "missing")
+	if _, err := LoadDir(missing); err == nil || err.Error() != "load resources from "+missing+": no such file or directory" {
 		t.Errorf("missing dir: %v", err)
 	}
 	// Problems from several files, in file order, each once.
