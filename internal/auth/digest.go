@@ -482,17 +482,30 @@ func isNC(s string) bool {
 	return true
 }
 
+// needsEscape reports whether a realm must be rewritten to sit in a
+// quoted-string.
 func needsEscape(s string) bool {
-	return strings.ContainsAny(s, "\"\\")
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' || isCTL(s[i]) {
+			return true
+		}
+	}
+	return false
 }
 
+// escapeQuoted escapes quotes and backslashes, and drops control
+// characters, which no quoted-string may hold and which would let a realm
+// taken from a request split the header.
 func escapeQuoted(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		if s[i] == '"' || s[i] == '\\' {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
 			b.WriteByte('\\')
+			b.WriteByte(c)
+		case !isCTL(c):
+			b.WriteByte(c)
 		}
-		b.WriteByte(s[i])
 	}
 	return b.String()
 }

@@ -365,6 +365,14 @@ func TestChallengeEscapesRealm(t *testing.T) {
 	}
 }
 
+func TestChallengeDropsControlCharacters(t *testing.T) {
+	d := newDigest(t, Config{})
+	v := d.Challenge("evil\r\nX-Injected: 1", false)[0]
+	if !strings.HasPrefix(v, `Digest realm="evilX-Injected: 1", `) {
+		t.Errorf("challenge = %q", v)
+	}
+}
+
 func TestReplayCache(t *testing.T) {
 	const realm, pass = "sip.local", "pw"
 	d := newDigest(t, Config{ReplayCacheSize: 2})

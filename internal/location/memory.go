@@ -21,7 +21,9 @@ const (
 // MemoryOptions configures a [Memory] store.
 type MemoryOptions struct {
 	// MaxBindings bounds the number of bindings; zero means no bound. A Put
-	// of a new binding beyond it fails with ErrFull.
+	// of a new binding beyond it fails with ErrFull. Expired bindings count
+	// until they are swept (at most SweepInterval) or met by a Put or
+	// Remove on their AOR.
 	MaxBindings int
 	// SweepInterval is how often Run removes expired bindings; zero means
 	// DefaultSweepInterval. Lookups never return expired bindings whatever
