@@ -46,12 +46,20 @@ type Header struct {
 }
 
 // NewID returns a new unique event id: a UUIDv7 (RFC 9562) in its
-// canonical text form, so ids sort by creation time to the millisecond. Its
+// canonical text form, so ids sort by time to the millisecond (the
+// constructors use the event's time). Its
 // 74 random bits come from the runtime's ChaCha8 generator, seeded by the
 // OS: unique without the cost of a system call per event.
-func NewID() string {
+func NewID() string { return newID(time.Now()) }
+
+// newID makes an id whose timestamp is at: the constructors pass the
+// event's time, which saves reading the clock again.
+func newID(at time.Time) string {
+	if at.IsZero() {
+		at = time.Now()
+	}
 	var u [16]byte
-	ms := uint64(time.Now().UnixMilli())
+	ms := uint64(at.UnixMilli())
 	hi, lo := rand.Uint64(), rand.Uint64()
 	u[0], u[1], u[2], u[3], u[4], u[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
 	u[6], u[7] = 0x70|byte(hi>>8)&0x0f, byte(hi) // version 7, rand_a

@@ -49,7 +49,7 @@ func CallStarted(s CallStart) Event {
 		b, _ = appendMembers(b, s.Metadata, callStartedFields, 1, false)
 	}
 	b = append(b, '}')
-	return Event{ID: NewID(), Type: TypeCallStarted, Time: s.StartTime, Body: b}
+	return Event{ID: newID(s.StartTime), Type: TypeCallStarted, Time: s.StartTime, Body: b}
 }
 
 // CallAnswer is what a call.answered event says.
@@ -78,7 +78,7 @@ func CallAnswered(a CallAnswer) Event {
 	b = append(b, `","answerTime":"`...)
 	b = appendTime(b, a.AnswerTime)
 	b = append(b, `"}`...)
-	return Event{ID: NewID(), Type: TypeCallAnswered, Time: a.AnswerTime, Body: b}
+	return Event{ID: newID(a.AnswerTime), Type: TypeCallAnswered, Time: a.AnswerTime, Body: b}
 }
 
 // CallEnd is what a call.ended event says.
@@ -143,7 +143,7 @@ func CallEnded(e CallEnd) Event {
 	b = append(b, `,"duration":`...)
 	b = strconv.AppendInt(b, duration, 10)
 	b = append(b, '}')
-	return Event{ID: NewID(), Type: TypeCallEnded, Time: e.EndTime, Body: b}
+	return Event{ID: newID(e.EndTime), Type: TypeCallEnded, Time: e.EndTime, Body: b}
 }
 
 // EndpointRegistered builds an endpoint.registered event for a binding the
@@ -164,7 +164,7 @@ func EndpointRegistered(aor string, expires int, h []Header, at time.Time) Event
 	b = append(b, `,"extraHeaders":`...)
 	b = appendExtraHeaders(b, h)
 	b = append(b, '}')
-	return Event{ID: NewID(), Type: TypeEndpointRegistered, Time: at, Body: b}
+	return Event{ID: newID(at), Type: TypeEndpointRegistered, Time: at, Body: b}
 }
 
 // Reasons written in endpoint.unregistered.
@@ -189,7 +189,7 @@ func EndpointUnregistered(aor, reason string, at time.Time) Event {
 	b = append(b, `","reason":`...)
 	b = appendString(b, reason)
 	b = append(b, '}')
-	return Event{ID: NewID(), Type: TypeEndpointUnregistered, Time: at, Body: b}
+	return Event{ID: newID(at), Type: TypeEndpointUnregistered, Time: at, Body: b}
 }
 
 // appendExtraHeaders appends the extraHeaders object: every X- header

@@ -27,7 +27,10 @@ func NormalizeURI(s string) string {
 		rest = s[5:]
 	case hasPrefixFold(s, "tel:"):
 		num := s[4:]
-		if i := strings.IndexAny(num, ";?"); i >= 0 {
+		if i := strings.IndexByte(num, ';'); i >= 0 {
+			num = num[:i]
+		}
+		if i := strings.IndexByte(num, '?'); i >= 0 {
 			num = num[:i]
 		}
 		if len(num) == len(s)-4 && s[:4] == "tel:" {
@@ -47,8 +50,11 @@ func NormalizeURI(s string) string {
 			user = user[:i] // drop the password
 		}
 	}
-	if i := strings.IndexAny(hostport, ";?> \t"); i >= 0 {
-		hostport = hostport[:i]
+	for i := 0; i < len(hostport); i++ {
+		if c := hostport[i]; c == ';' || c == '?' || c == '>' || c == ' ' || c == '\t' {
+			hostport = hostport[:i]
+			break
+		}
 	}
 	host := hostport
 	if strings.HasPrefix(host, "[") {
