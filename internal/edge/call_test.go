@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,9 +17,17 @@ const wait = siptest.Wait
 
 func (te *testEdge) wantEvents(t *testing.T, callID string, want ...string) {
 	t.Helper()
-	waitFor(t, "events "+strings.Join(want, ","), func() bool {
-		return reflect.DeepEqual(te.rec.byCall(callID), want)
-	})
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		got := te.rec.byCall(callID)
+		if reflect.DeepEqual(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events of %s: got %v, want %v", callID, got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func TestCallAnsweredCallerHangsUp(t *testing.T) {

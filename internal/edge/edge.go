@@ -74,6 +74,7 @@ type Server struct {
 	addrs   *advertiser
 	chain   Handler
 	rr      routeToken
+	acks    *ackGate
 
 	mu    sync.Mutex
 	bound []boundListener
@@ -131,7 +132,8 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("edge: client: %w", err)
 	}
-	m, err := newMetrics(o.Registerer, o.Location)
+	acks := newAckGate()
+	m, err := newMetrics(o.Registerer, o.Location, acks)
 	if err != nil {
 		return nil, err
 	}
@@ -144,6 +146,7 @@ func New(o Options) (*Server, error) {
 		metrics: m,
 		addrs:   newAdvertiser(o.ExternalAddrs, o.Localnets),
 		rr:      routeToken{secret: o.RouteSecret},
+		acks:    acks,
 		ready:   make(chan struct{}),
 	}
 	s.chain = s.buildChain()

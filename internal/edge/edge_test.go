@@ -422,7 +422,12 @@ func TestMalformedAnswered400(t *testing.T) {
 
 func TestMaxContactsReplacesOldest(t *testing.T) {
 	te := startEdge(t)
-	te.srv.opts.Resources.Load().AgentByRef("agent-02").MaxContacts = 2
+	set, err := resources.LoadDir("../../config/resources")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.AgentByRef("agent-02").MaxContacts = 2
+	te.srv.opts.Resources.Store(set) // the atomic swap publishes the change
 	var phones []*siptest.Phone
 	for i := 0; i < 3; i++ {
 		p := te.phone(t, "udp", "1002")

@@ -24,7 +24,7 @@ type metrics struct {
 	clientTx      prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer, loc location.Store) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, loc location.Store, acks *ackGate) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "routr", Subsystem: "sip", Name: "requests_total",
@@ -55,7 +55,12 @@ func newMetrics(reg prometheus.Registerer, loc location.Store) (*metrics, error)
 			Help: "Client transactions the proxy has open downstream.",
 		}),
 	}
-	cs := []prometheus.Collector{m.requests, m.responses, m.relayed, m.registrations, m.authFailures, m.inflight, m.clientTx}
+	cs := []prometheus.Collector{m.requests, m.responses, m.relayed, m.registrations, m.authFailures, m.inflight, m.clientTx,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "routr", Subsystem: "sip", Name: "dialogs_awaiting_ack",
+			Help: "Answered dialogs whose ACK has not been forwarded yet (bounded at 65536).",
+		}, func() float64 { return float64(acks.len()) }),
+	}
 	if l, ok := loc.(interface{ Len() int }); ok {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "routr", Subsystem: "location", Name: "bindings",

@@ -344,12 +344,21 @@ func (s *Server) runBranches(r *Request, brs []*branch, track bool) {
 					s.hangUp(b, res)
 					continue
 				}
-				s.relay(r, s.fixResponse(res, b))
-				if !answered {
+				// Bookkeeping first: once the 2xx is out, the caller's
+				// ACK and BYE may be handled before this goroutine runs
+				// again.
+				if r.Method == sip.INVITE {
+					s.acks.expect(callID)
+				}
+				first := !answered
+				if first {
 					answered = true
 					if track {
 						s.opts.Calls.Answered(callID)
 					}
+				}
+				s.relay(r, s.fixResponse(res, b))
+				if first {
 					cancelOthers(b)
 				}
 			default:
@@ -371,10 +380,10 @@ func (s *Server) runBranches(r *Request, brs []*branch, track bool) {
 	}
 	switch {
 	case best != nil:
-		s.relay(r, best)
 		if track {
 			s.opts.Calls.Failed(callID, best.StatusCode, xHeaders(best))
 		}
+		s.relay(r, best)
 	case timeouts > 0 && transports == 0:
 		s.reply(r, 408, "Request Timeout")
 		if track {
@@ -544,6 +553,7 @@ func (s *Server) fireAndForget(req *sip.Request) {
 // by its Route set, with no new challenge. The Route must carry our token
 // for this Call-ID.
 func (s *Server) proxyInDialog(r *Request) {
+	s.acks.wait(r.CallID())
 	req := s.prepare(r)
 	if _, valid := s.popOurRoutes(req, r.CallID()); !valid {
 		s.reply(r, 403, "Forbidden")
@@ -641,4 +651,5 @@ func (s *Server) forwardAck(r *Request) {
 	if err := s.client.WriteRequest(b.req, asIs); err != nil {
 		s.log.Debug("forward ack", "call_id", r.CallID(), "error", err)
 	}
+	s.acks.acked(r.CallID())
 }
