@@ -400,7 +400,7 @@ func TestMalformedAnswered400(t *testing.T) {
 	te := startEdge(t)
 	p := te.phone(t, "udp", "1001")
 	cases := map[string]string{
-		"no From": "MESSAGE sip:1002@sip.local SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKm1\r\nTo: <sip:1002@sip.local>\r\nCall-ID: m1\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+		"no From":             "MESSAGE sip:1002@sip.local SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKm1\r\nTo: <sip:1002@sip.local>\r\nCall-ID: m1\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
 		"CSeq method differs": "MESSAGE sip:1002@sip.local SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKm2\r\nFrom: <sip:1001@sip.local>;tag=a\r\nTo: <sip:1002@sip.local>\r\nCall-ID: m2\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
 	}
 	for name, raw := range cases {
