@@ -77,6 +77,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	})
 	tracker := calls.NewTracker(calls.Options{Sink: pipe, MaxDuration: cfg.MaxCallDuration, Registerer: reg})
 
+	edge.SetTransactionLinger(cfg.TransactionLinger)
 	var listeners []edge.Listener
 	for _, t := range cfg.Transports {
 		if t.Protocol != "udp" && t.Protocol != "tcp" {

@@ -69,6 +69,11 @@ type Config struct {
 	MaxCallDuration time.Duration
 	// MaxBindings caps the location service's bindings.
 	MaxBindings int
+	// TransactionLinger is how long a finished transaction is kept over
+	// UDP to absorb retransmissions (RFC 3261 Timers D, J, L and M, whose
+	// RFC value is 32 s). Kamailio keeps them 5 s (tm's wt_timer); so do
+	// we by default, which bounds memory under load.
+	TransactionLinger time.Duration
 
 	// Warnings are non-fatal findings about the file, such as unknown
 	// fields, one per line as "file:line: field: message".
@@ -201,8 +206,9 @@ func Default() *Config {
 			Subject:   "routr",
 			QueueSize: 65536,
 		},
-		MaxCallDuration: 4 * time.Hour,
-		MaxBindings:     1_000_000,
+		MaxCallDuration:   4 * time.Hour,
+		MaxBindings:       1_000_000,
+		TransactionLinger: 5 * time.Second,
 	}
 }
 

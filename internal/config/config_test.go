@@ -44,6 +44,7 @@ func TestDefaults(t *testing.T) {
 		Events:              Events{NATSURL: "nats://localhost:4222", Subject: "routr", QueueSize: 65536},
 		MaxCallDuration:     4 * time.Hour,
 		MaxBindings:         1000000,
+		TransactionLinger:   5 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults\n%+v\nwant\n%+v", c, want)
@@ -202,6 +203,7 @@ func TestEnvOverrides(t *testing.T) {
 		"EVENTS_DURABLE":                 "true",
 		"MAX_CALL_DURATION":              "0",
 		"LOCATION_MAX_BINDINGS":          "5000",
+		"SIP_TRANSACTION_LINGER":         "32s",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -226,6 +228,7 @@ func TestEnvOverrides(t *testing.T) {
 			Console: false, Embedded: true, QueueSize: 1024, Durable: true}},
 		{"MaxCallDuration", c.MaxCallDuration, time.Duration(0)},
 		{"MaxBindings", c.MaxBindings, 5000},
+		{"TransactionLinger", c.TransactionLinger, 32 * time.Second},
 	}
 	for _, ck := range checks {
 		if !reflect.DeepEqual(ck.got, ck.want) {
@@ -276,6 +279,7 @@ func TestBadEnv(t *testing.T) {
 		{"EVENTS_QUEUE_SIZE", "lots", `EVENTS_QUEUE_SIZE: invalid value "lots" (want an integer from 1 to 16777216)`},
 		{"MAX_CALL_DURATION", "-1h", `MAX_CALL_DURATION: -1h0m0s is less than 0s`},
 		{"LOCATION_MAX_BINDINGS", "-1", `LOCATION_MAX_BINDINGS: invalid value "-1" (want an integer from 1 to 1073741824)`},
+		{"SIP_TRANSACTION_LINGER", "100ms", `SIP_TRANSACTION_LINGER: 100ms is less than 1s`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {

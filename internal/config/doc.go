@@ -70,6 +70,7 @@
 //	EVENTS_DURABLE                  false                    publish through JetStream
 //	MAX_CALL_DURATION               4h                       end longer calls; 0 means no limit
 //	LOCATION_MAX_BINDINGS           1000000                  cap on registered contacts
+//	SIP_TRANSACTION_LINGER          5s                       keep finished UDP transactions this long
 //
 // docs/configuration.md has the same table for users.
 package config

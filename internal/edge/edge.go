@@ -315,3 +315,18 @@ func (s *Server) respond(r *Request, res *sip.Response) {
 		s.log.Debug("respond", "error", err, "status", res.StatusCode, "call_id", r.CallID())
 	}
 }
+
+// SetTransactionLinger sets how long finished transactions stay to absorb
+// retransmissions over UDP: RFC 3261 Timers D, J, L and M, 32 s by the
+// RFC. sipgo keeps these timers process-wide, so this must be called once,
+// before any Server runs. Kamailio holds finished transactions 5 s; at
+// thousands of calls per second the RFC's 32 s is most of the heap.
+func SetTransactionLinger(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	sip.Timer_D = d
+	sip.Timer_J = d
+	sip.Timer_L = d
+	sip.Timer_M = d
+}
