@@ -190,14 +190,14 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("listen %s: protocol %q not supported yet", l.Addr, l.Protocol)
 		}
 	}
-	s.addrs.setListeners(s.Bound())
+	s.addrs.setListeners(s.boundListeners())
 	close(s.ready)
 
 	errc := make(chan error, len(serves))
 	for _, fn := range serves {
 		go func() { errc <- fn() }()
 	}
-	for _, b := range s.Bound() {
+	for _, b := range s.boundListeners() {
 		s.log.Info("sip listener ready", "protocol", b.protocol, "addr", b.addr.String())
 	}
 
@@ -225,7 +225,7 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 // Addr returns the bound address of the first listener of protocol, after
 // Ready. Tests use it with port 0 listeners.
 func (s *Server) Addr(protocol string) netip.AddrPort {
-	for _, b := range s.Bound() {
+	for _, b := range s.boundListeners() {
 		if b.protocol == protocol {
 			return b.addr
 		}
@@ -233,8 +233,8 @@ func (s *Server) Addr(protocol string) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// Bound lists the bound listeners.
-func (s *Server) Bound() []boundListener {
+// bound lists the bound listeners.
+func (s *Server) boundListeners() []boundListener {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]boundListener(nil), s.bound...)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
@@ -92,8 +91,7 @@ func quietSIPLogger(base *slog.Logger) *slog.Logger {
 }
 
 type quietHandler struct {
-	next    slog.Handler
-	dropped atomic.Uint64
+	next slog.Handler
 }
 
 func (h *quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
@@ -108,7 +106,6 @@ func (h *quietHandler) Handle(ctx context.Context, r slog.Record) error {
 		return h.next.Handle(ctx, r)
 	}
 	if strings.Contains(r.Message, "parse") || strings.Contains(r.Message, "Failed to") && strings.Contains(r.Message, "response") {
-		h.dropped.Add(1)
 		if !h.next.Enabled(ctx, slog.LevelDebug) {
 			return nil
 		}
