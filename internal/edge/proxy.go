@@ -72,7 +72,7 @@ func (s *Server) proxyInitial(r *Request) {
 	}
 	brs := make([]*branch, 0, len(targets))
 	for _, t := range targets {
-		b, err := s.branchTo(r, base, t)
+		b, err := s.branchTo(r, base, t, len(targets) > 1)
 		if err != nil {
 			s.log.Warn("unusable binding", "aor", dec.AOR, "contact", t.Contact, "error", err)
 			continue
@@ -174,12 +174,15 @@ type branch struct {
 // branchTo builds the request for one binding: Request-URI from the
 // Contact, sent to the address the REGISTER came from (NAT), with our
 // Record-Route (doubled when the transport changes, RFC 5658) and Via.
-func (s *Server) branchTo(r *Request, base *sip.Request, t location.Binding) (*branch, error) {
+func (s *Server) branchTo(r *Request, base *sip.Request, t location.Binding, fork bool) (*branch, error) {
 	var ruri sip.Uri
 	if err := sip.ParseUri(t.Contact, &ruri); err != nil {
 		return nil, err
 	}
-	req := base.Clone()
+	req := base // already a copy of the received request
+	if fork {
+		req = base.Clone()
+	}
 	req.Recipient = ruri
 	transport := strings.ToLower(t.Transport)
 	if transport == "" {
@@ -261,7 +264,7 @@ func (s *Server) runBranches(r *Request, brs []*branch, track bool) {
 				// 2xx retransmissions reach only this hook; the caller
 				// needs them until its ACK gets through.
 				if res.IsSuccess() {
-					s.relay(r, res)
+					s.relay(r, s.fixResponse(res, b), true)
 				}
 			})
 		}
@@ -332,7 +335,7 @@ func (s *Server) runBranches(r *Request, brs []*branch, track bool) {
 					s.sendCancel(b)
 				}
 				if code > 100 && !answered && !wasCancel && best == nil {
-					s.relay(r, s.fixResponse(res, b))
+					s.relay(r, s.fixResponse(res, b), true)
 				}
 			case code < 300:
 				b.final = true
@@ -357,7 +360,7 @@ func (s *Server) runBranches(r *Request, brs []*branch, track bool) {
 						s.opts.Calls.Answered(callID)
 					}
 				}
-				s.relay(r, s.fixResponse(res, b))
+				s.relay(r, s.fixResponse(res, b), true)
 				if first {
 					cancelOthers(b)
 				}
@@ -383,7 +386,7 @@ func (s *Server) runBranches(r *Request, brs []*branch, track bool) {
 		if track {
 			s.opts.Calls.Failed(callID, best.StatusCode, xHeaders(best))
 		}
-		s.relay(r, best)
+		s.relay(r, best, false)
 	case timeouts > 0 && transports == 0:
 		s.reply(r, 408, "Request Timeout")
 		if track {
@@ -426,26 +429,28 @@ func betterFinal(code, than int) bool {
 	return code/100 < than/100 || (code/100 == than/100 && code < than)
 }
 
-// fixResponse applies NAT fixing to a dialog-creating response from the
-// callee side before it is relayed.
+// fixResponse copies a response from downstream for relaying, fixing the
+// Contact of a dialog-creating one for NAT on the way. The copy is the
+// proxy's own: the received response stays with its client transaction.
 func (s *Server) fixResponse(res *sip.Response, b *branch) *sip.Response {
-	if res.Contact() == nil || res.StatusCode < 101 || res.StatusCode >= 300 {
-		return res
-	}
-	src, err := netip.ParseAddrPort(res.Source())
-	if err != nil {
-		return res
-	}
 	out := res.Clone()
-	fixNATContact(out, netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), strings.ToLower(b.req.Transport()))
+	if out.Contact() == nil || res.StatusCode < 101 || res.StatusCode >= 300 {
+		return out
+	}
+	if src, err := netip.ParseAddrPort(res.Source()); err == nil {
+		fixNATContact(out, netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), strings.ToLower(b.req.Transport()))
+	}
 	return out
 }
 
 // relay sends a downstream response upstream: our Via comes off and the
 // response goes where the caller's Via says (RFC 3261 16.7 step 9, RFC
-// 3581).
-func (s *Server) relay(r *Request, res *sip.Response) {
-	out := res.Clone()
+// 3581). owned says res is already a copy the proxy may change.
+func (s *Server) relay(r *Request, res *sip.Response, owned bool) {
+	out := res
+	if !owned {
+		out = res.Clone()
+	}
 	out.RemoveHeader("Via")
 	out.SetDestination(responseDest(r))
 	s.metrics.relayed.WithLabelValues(strconv.Itoa(out.StatusCode)).Inc()
@@ -593,11 +598,11 @@ func (s *Server) forwardOne(r *Request, b *branch) int {
 		case res := <-tx.Responses():
 			if res.StatusCode < 200 {
 				if res.StatusCode > 100 {
-					s.relay(r, res)
+					s.relay(r, res, false)
 				}
 				continue
 			}
-			s.relay(r, res)
+			s.relay(r, res, false)
 			return res.StatusCode
 		case <-tx.Done():
 			if errors.Is(tx.Err(), sip.ErrTransactionTimeout) {
