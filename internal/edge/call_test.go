@@ -327,3 +327,59 @@ func TestCalleeNeverAnswers(t *testing.T) {
 		t.Fatalf("timed out call ended with %v", e["hangupCause"])
 	}
 }
+
+func TestCancelRacingAnswer(t *testing.T) {
+	te := startEdge(t)
+	a := te.phone(t, "udp", "1001")
+	b := te.phone(t, "udp", "1002")
+	mustRegister(t, b)
+	c := siptest.Dial(t, a, b, "1002", "call-cancel-race")
+	_ = b.Send(b.Reply(c.Received, 180, "Ringing"))
+	if r, err := a.Response(sip.INVITE, wait); err != nil || r.StatusCode != 180 {
+		t.Fatalf("want 180: %v %v", r, err)
+	}
+	_ = a.Send(siptest.CancelFor(c.Invite))
+	if r, err := a.Response(sip.CANCEL, wait); err != nil || r.StatusCode != 200 {
+		t.Fatalf("CANCEL answered %v %v", r, err)
+	}
+	// The callee answers anyway, crossing the CANCEL on the wire.
+	gotCancel, err := b.Request(sip.CANCEL, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Send(b.Reply(c.Received, 200, "OK"))
+	_ = b.Send(b.Reply(gotCancel, 200, "OK"))
+	// The edge ends the callee's leg itself: ACK, then BYE.
+	if _, err := b.Request(sip.ACK, wait); err != nil {
+		t.Fatal(err)
+	}
+	bye, err := b.Request(sip.BYE, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Send(b.Reply(bye, 200, "OK"))
+	if r, err := a.Response(sip.INVITE, wait); err != nil || r.StatusCode != 487 {
+		t.Fatalf("caller got %v %v, want 487", r, err)
+	}
+	te.wantEvents(t, c.CallID, events.TypeCallStarted, events.TypeCallEnded)
+}
+
+func TestAnswerRetransmissionsRelayed(t *testing.T) {
+	te := startEdge(t)
+	a := te.phone(t, "udp", "1001")
+	b := te.phone(t, "udp", "1002")
+	mustRegister(t, b)
+	c := siptest.Dial(t, a, b, "1002", "call-2xx-retrans")
+	ok := b.Reply(c.Received, 200, "OK")
+	_ = b.Send(ok)
+	if r, err := a.Response(sip.INVITE, wait); err != nil || r.StatusCode != 200 {
+		t.Fatalf("want 200: %v %v", r, err)
+	}
+	// The caller's ACK is lost; the callee retransmits its 200, which
+	// only the proxy can carry back.
+	_ = b.Send(ok)
+	if r, err := a.Response(sip.INVITE, wait); err != nil || r.StatusCode != 200 {
+		t.Fatalf("retransmitted 200 not relayed: %v %v", r, err)
+	}
+	te.wantEvents(t, c.CallID, events.TypeCallStarted, events.TypeCallAnswered)
+}
