@@ -30,7 +30,18 @@ var (
 // challenge or 403) and returns false. agent may be nil (unknown user): the
 // caller still gets a challenge and then the same 403 as a wrong password.
 func (s *Server) authenticate(r *Request, k authKind, d *resources.Domain, agent *resources.Agent) bool {
-	realm := d.DomainURI
+	var cred *resources.Credentials
+	if agent != nil && agent.Enabled {
+		cred = s.opts.Resources.Load().Credentials(agent.CredentialsRef)
+	}
+	return s.authenticateWith(r, k, d.DomainURI, cred)
+}
+
+// authenticateWith checks that r carries digest credentials for realm
+// that match cred, and answers r when it does not, as authenticate does.
+// cred may be nil (nobody to authenticate as): the answer is then the same
+// as for a wrong password.
+func (s *Server) authenticateWith(r *Request, k authKind, realm string, cred *resources.Credentials) bool {
 	var answer sip.Header
 	for _, h := range r.GetHeaders(k.answerName) {
 		c, err := auth.ParseCredentials(h.Value())
@@ -43,21 +54,18 @@ func (s *Server) authenticate(r *Request, k authKind, d *resources.Domain, agent
 		s.challenge(r, k, realm, false)
 		return false
 	}
-	cred, _ := auth.ParseCredentials(answer.Value())
+	got, _ := auth.ParseCredentials(answer.Value())
 
-	password := dummyPassword
-	username := ""
-	if agent != nil && agent.Enabled {
-		if c := s.opts.Resources.Load().Credentials(agent.CredentialsRef); c != nil {
-			password, username = c.Password, c.Username
-		}
+	password, username := dummyPassword, ""
+	if cred != nil {
+		password, username = cred.Password, cred.Username
 	}
-	res := s.opts.Auth.Verify(cred, string(r.Method), realm, password)
+	res := s.opts.Auth.Verify(got, string(r.Method), realm, password)
 	switch {
 	case res == auth.Stale:
 		s.challenge(r, k, realm, true)
 		return false
-	case res == auth.OK && username != "" && cred.Username == username:
+	case res == auth.OK && username != "" && got.Username == username:
 		return true
 	default:
 		s.metrics.authFailures.WithLabelValues(metricMethod(r.Method)).Inc()

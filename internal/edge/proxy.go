@@ -5,8 +5,10 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -33,27 +35,41 @@ func (s *Server) proxy(r *Request) {
 	s.proxyInitial(r)
 }
 
-// proxyInitial authenticates an out-of-dialog request, asks routing where
-// it goes and forwards it there.
+// proxyInitial identifies and authenticates the sender of an
+// out-of-dialog request, asks routing where it goes and carries the
+// decision out.
 func (s *Server) proxyInitial(r *Request) {
 	set := s.opts.Resources.Load()
 	from := r.From()
-	d := set.DomainByURI(from.Address.Host)
-	if d == nil {
-		// Requests from trunks and peers are routed by the routing
-		// work that follows; an unknown origin is refused.
+	caller := routing.Identify(set, from.Address.User, from.Address.Host, r.Recipient.Host)
+	switch {
+	case caller.Kind == routing.CallerUnknown:
 		s.reply(r, 403, "Forbidden")
 		return
-	}
-	agent := set.Agent(d.Ref, from.Address.User)
-	if !s.authenticate(r, proxyAuth, d, agent) {
+	case !caller.Admits(r.Src.Addr()):
+		// Before any challenge: a source the ACL refuses learns nothing.
+		s.metrics.authFailures.WithLabelValues(metricMethod(r.Method)).Inc()
+		s.reply(r, 403, "Forbidden")
 		return
+	case caller.Kind == routing.CallerAgent:
+		if !s.authenticate(r, proxyAuth, caller.Domain, caller.Agent) {
+			return
+		}
+	case caller.MustAuthenticate():
+		// Peers and trunks: the realm is the Request-URI host, as in
+		// Routr.
+		if !s.authenticateWith(r, proxyAuth, r.Recipient.Host, caller.Credentials()) {
+			return
+		}
 	}
 	dec := routing.Route(routing.Input{
-		CallerDomain: d,
-		Caller:       agent,
-		TargetUser:   r.Recipient.User,
-		TargetHost:   r.Recipient.Host,
+		From:        caller,
+		TargetUser:  r.Recipient.User,
+		TargetHost:  r.Recipient.Host,
+		Source:      r.Src.Addr(),
+		DisplayName: from.DisplayName,
+		Header:      r.headerValue,
+		Turn:        nextTurn,
 	}, set, s.locate)
 	if !dec.Forward() {
 		s.reply(r, dec.Status, dec.Reason)
@@ -62,22 +78,39 @@ func (s *Server) proxyInitial(r *Request) {
 
 	base := s.prepare(r)
 	base.RemoveHeader("Proxy-Authorization") // consumed here (RFC 3261 22.3)
+	base.RemoveHeader(routing.HeaderCallDirection)
+	for _, name := range dec.Remove {
+		base.RemoveHeader(name)
+	}
 	for _, h := range dec.Headers {
-		base.RemoveHeader(h.Name)
 		base.AppendHeader(sip.NewHeader(h.Name, h.Value))
 	}
-	targets := dec.Targets
-	if len(targets) > maxForks {
-		targets = targets[:maxForks]
-	}
-	brs := make([]*branch, 0, len(targets))
-	for _, t := range targets {
-		b, err := s.branchTo(r, base, t, len(targets) > 1)
-		if err != nil {
-			s.log.Warn("unusable binding", "aor", dec.AOR, "contact", t.Contact, "error", err)
-			continue
+	var (
+		brs   []*branch
+		again retryFunc
+	)
+	if len(dec.Hops) > 0 {
+		h := s.newHopper(r, base, dec)
+		b := h.next()
+		if b == nil {
+			s.reply(r, 503, "Service Unavailable")
+			return
 		}
-		brs = append(brs, b)
+		brs, again = []*branch{b}, h.again
+	} else {
+		targets := dec.Targets
+		if len(targets) > maxForks {
+			targets = targets[:maxForks]
+		}
+		brs = make([]*branch, 0, len(targets))
+		for _, t := range targets {
+			b, err := s.branchTo(r, base, t, len(targets) > 1)
+			if err != nil {
+				s.log.Warn("unusable binding", "aor", dec.AOR, "contact", t.Contact, "error", err)
+				continue
+			}
+			brs = append(brs, b)
+		}
 	}
 	if len(brs) == 0 {
 		s.reply(r, 480, "Temporarily Unavailable")
@@ -90,10 +123,19 @@ func (s *Server) proxyInitial(r *Request) {
 			From:         from.Address.String(),
 			To:           r.To().Address.String(),
 			ExtraHeaders: xHeaders(r.Request),
-			Metadata:     agent.Extended,
+			Metadata:     dec.Metadata,
 		})
 	}
-	s.runBranches(r, brs, track)
+	s.runBranches(r, brs, track, again)
+}
+
+// headerValue returns the value of the first header called name, "" when
+// there is none.
+func (r *Request) headerValue(name string) string {
+	if h := r.GetHeader(name); h != nil {
+		return h.Value()
+	}
+	return ""
 }
 
 // locate is routing's view of the location service.
@@ -169,6 +211,14 @@ type branch struct {
 	final       bool
 	cancelWant  bool
 	cancelSent  bool
+	// silent is closed when the branch may be given up for want of any
+	// response (a trunk hop); nil for branches that wait for Timer B.
+	silent <-chan time.Time
+	// gaveUp is set when the edge ended a silent branch itself.
+	gaveUp bool
+	// authAnswered is set on a branch that already carries our answer to
+	// a provider's challenge: a second challenge is relayed.
+	authAnswered bool
 }
 
 // branchTo builds the request for one binding: Request-URI from the
@@ -241,20 +291,35 @@ type branchEvent struct {
 	err error
 }
 
+// retryFunc is asked, when a branch fails before the call is answered or
+// cancelled, for a branch to try instead (serial forking); nil means none.
+// res is the failure response, nil when the transaction ended without one
+// (err says why).
+type retryFunc func(b *branch, res *sip.Response, err error) *branch
+
 // runBranches forwards the branches in parallel and relays their answers
 // (RFC 3261 16.7): provisional responses as they come, every 2xx, and else
 // the best final response once every branch is done. It returns when the
-// caller's transaction has its final answer.
-func (s *Server) runBranches(r *Request, brs []*branch, track bool) {
+// caller's transaction has its final answer. again, when not nil, may
+// replace a failed branch with another one.
+func (s *Server) runBranches(r *Request, brs []*branch, track bool, again retryFunc) {
 	callID := r.CallID()
-	evs := make(chan branchEvent, 4*len(brs))
+	evs := make(chan branchEvent, 4*len(brs)+4)
+	silent := make(chan *branch, 1)
 	live := 0
-	for _, b := range brs {
+	var start func(b *branch)
+	start = func(b *branch) {
 		tx, err := s.client.TransactionRequest(context.Background(), b.req, asIs)
 		if err != nil {
 			b.final = true
 			s.log.Debug("forward failed", "call_id", callID, "dest", b.req.Destination(), "error", err)
-			continue
+			if again != nil {
+				if nb := again(b, nil, err); nb != nil {
+					brs = append(brs, nb)
+					start(nb)
+				}
+			}
+			return
 		}
 		b.tx = tx
 		live++
@@ -269,6 +334,21 @@ func (s *Server) runBranches(r *Request, brs []*branch, track bool) {
 			})
 		}
 		go s.pump(b, evs)
+		if b.silent != nil {
+			go func() {
+				select {
+				case <-b.silent:
+					select {
+					case silent <- b:
+					case <-tx.Done():
+					}
+				case <-tx.Done():
+				}
+			}()
+		}
+	}
+	for _, b := range slices.Clone(brs) {
+		start(b)
 	}
 
 	var cancelled chan *sip.Request
@@ -300,8 +380,27 @@ func (s *Server) runBranches(r *Request, brs []*branch, track bool) {
 			}
 		}
 	}
+	retry := func(b *branch, res *sip.Response, err error) bool {
+		if again == nil || answered || wasCancel {
+			return false
+		}
+		nb := again(b, res, err)
+		if nb == nil {
+			return false
+		}
+		brs = append(brs, nb)
+		start(nb)
+		return true
+	}
 	for live > 0 {
 		select {
+		case b := <-silent:
+			if !b.provisional && !b.final {
+				// Nothing heard, not even 100 Trying: give up on this
+				// hop now rather than after Timer B.
+				b.gaveUp = true
+				b.tx.Terminate()
+			}
 		case c := <-cancelled:
 			cancelled = nil
 			wasCancel = !answered
@@ -317,8 +416,15 @@ func (s *Server) runBranches(r *Request, brs []*branch, track bool) {
 					b.final = true
 					live--
 					s.metrics.clientTx.Dec()
+					err := ev.err
+					if b.gaveUp {
+						err = sip.ErrTransactionTimeout
+					}
+					if retry(b, nil, err) {
+						continue
+					}
 					switch {
-					case errors.Is(ev.err, sip.ErrTransactionTimeout):
+					case errors.Is(err, sip.ErrTransactionTimeout):
 						timeouts++
 					default:
 						transports++
@@ -368,6 +474,9 @@ func (s *Server) runBranches(r *Request, brs []*branch, track bool) {
 				b.final = true
 				live--
 				s.metrics.clientTx.Dec()
+				if retry(b, res, nil) {
+					continue
+				}
 				if best == nil || betterFinal(code, best.StatusCode) {
 					best = res
 				}
@@ -570,7 +679,7 @@ func (s *Server) proxyInDialog(r *Request) {
 		return
 	}
 	if r.Method != sip.BYE {
-		s.runBranches(r, []*branch{b}, false)
+		s.runBranches(r, []*branch{b}, false, nil)
 		return
 	}
 	s.runBye(r, b)

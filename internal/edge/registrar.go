@@ -21,20 +21,36 @@ func (s *Server) register(r *Request) {
 	to := r.To()
 	set := s.opts.Resources.Load()
 	d := set.DomainByURI(to.Address.Host)
+	var agent *resources.Agent
+	if d != nil {
+		agent = set.Agent(d.Ref, to.Address.User)
+	}
+	if agent == nil {
+		if p := set.PeerByUsername(to.Address.User); p != nil {
+			s.registerPeer(r, to.Address.Host, p)
+			return
+		}
+	}
 	if d == nil {
 		// Challenge like any unknown user: a scanner learns nothing
 		// from the domain part either.
 		d = unknownDomain(to.Address.Host)
-		if !s.authenticate(r, registrarAuth, d, nil) {
-			return
-		}
 	}
-	agent := set.Agent(d.Ref, to.Address.User)
+	if d.ACL != nil && !d.ACL.Allows(r.Src.Addr()) {
+		s.registrations("rejected")
+		s.reply(r, 403, "Forbidden")
+		return
+	}
 	if !s.authenticate(r, registrarAuth, d, agent) {
 		return
 	}
-	aor := routing.AOR(agent.Username, d.DomainURI)
+	s.storeBindings(r, routing.AOR(agent.Username, d.DomainURI), agent.MaxContacts)
+}
 
+// storeBindings carries out an authenticated REGISTER for aor: it stores,
+// refreshes or removes the bindings its Contacts name and answers with
+// the bindings aor then has.
+func (s *Server) storeBindings(r *Request, aor string, maxContacts int) {
 	contacts, wildcard, bad := parseContacts(r)
 	if bad != "" {
 		s.registrations("rejected")
@@ -89,7 +105,7 @@ func (s *Server) register(r *Request) {
 			continue
 		}
 		secs := s.clampExpires(exp)
-		if err := s.enforceMaxContacts(ctx, aor, contact, agent.MaxContacts); err != nil {
+		if err := s.enforceMaxContacts(ctx, aor, contact, maxContacts); err != nil {
 			s.log.Error("registrar max contacts", "aor", aor, "error", err)
 		}
 		b := location.Binding{
@@ -105,6 +121,9 @@ func (s *Server) register(r *Request) {
 		}
 		if ua := r.GetHeader("User-Agent"); ua != nil {
 			b.UserAgent = ua.Value()
+		}
+		if sc := r.GetHeader(routing.HeaderSessionCount); sc != nil {
+			b.SessionCount, _ = strconv.Atoi(strings.TrimSpace(sc.Value()))
 		}
 		res, err := s.opts.Location.Put(ctx, b)
 		switch {
