@@ -3,17 +3,15 @@ package events
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Config selects and configures the publishers. The compat settings are
-// Routr's environment variables; the others are ours.
+// Config selects and configures the publishers. internal/config reads it
+// from Routr's environment variables (and ours); see docs/configuration.md.
 type Config struct {
 	// NATSEnabled turns the NATS publisher on (NATS_PUBLISHER_ENABLED).
 	NATSEnabled bool
@@ -26,50 +24,13 @@ type Config struct {
 	// (CONSOLE_PUBLISHER_ENABLED).
 	ConsoleEnabled bool
 	// Durable publishes into a JetStream stream instead of core NATS
-	// (NATS_PUBLISHER_DURABLE, beyond).
+	// (EVENTS_DURABLE, beyond).
 	Durable bool
-	// Stream names the JetStream stream (NATS_PUBLISHER_STREAM, beyond);
-	// default DefaultStream.
+	// Stream names the JetStream stream; default DefaultStream.
 	Stream string
 	// QueueBound is the most events kept per publisher while it is slow or
 	// away (EVENTS_QUEUE_SIZE, beyond); default DefaultQueueBound.
 	QueueBound int
-}
-
-// ConfigFromEnv reads Config from the environment through getenv (e.g.
-// os.Getenv). Booleans are parsed like Java's Boolean.parseBoolean, as
-// Routr does: only a case-insensitive "true" is true.
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{
-		NATSEnabled:    ParseEnabled(getenv("NATS_PUBLISHER_ENABLED")),
-		NATSURL:        getenv("NATS_PUBLISHER_URL"),
-		Subject:        getenv("NATS_PUBLISHER_SUBJECT"),
-		ConsoleEnabled: ParseEnabled(getenv("CONSOLE_PUBLISHER_ENABLED")),
-		Durable:        ParseEnabled(getenv("NATS_PUBLISHER_DURABLE")),
-		Stream:         getenv("NATS_PUBLISHER_STREAM"),
-	}
-	if c.NATSURL == "" {
-		c.NATSURL = DefaultNATSURL
-	}
-	if c.Subject == "" {
-		c.Subject = DefaultSubject
-	}
-	if s := strings.TrimSpace(getenv("EVENTS_QUEUE_SIZE")); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			return c, fmt.Errorf("EVENTS_QUEUE_SIZE %q: want a positive integer", s)
-		}
-		c.QueueBound = n
-	}
-	if c.NATSEnabled {
-		if _, err := ParseNATSURLs(c.NATSURL); err != nil {
-			return c, fmt.Errorf("NATS_PUBLISHER_URL: %w", err)
-		}
-		if err := ValidateSubject(c.Subject); err != nil {
-			return c, fmt.Errorf("NATS_PUBLISHER_SUBJECT: %w", err)
-		}
-	}
-	return c, nil
 }
 
 // ParseEnabled parses a boolean setting like Java's Boolean.parseBoolean:
