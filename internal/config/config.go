@@ -241,7 +241,7 @@ func load(env func(string) string, path string, data []byte) (*Config, error) {
 	var probs []string
 	if path != "" {
 		cfg.Path = path
-		f := &fileDecoder{file: path}
+		f := newFileDecoder(path)
 		f.edgePort(cfg, data)
 		probs = append(probs, sorted(f.probs)...)
 		cfg.Warnings = sorted(f.warnings)

@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/routr-go/routr/internal/yamlnode"
 )
 
 // fileDecoder reads an EdgePort file into a Config, collecting every
@@ -21,8 +22,23 @@ type fileDecoder struct {
 	warnings []lineMsg
 	// lines maps field paths to the line they were read from.
 	lines map[string]int
-	// bad holds list items already reported as the wrong type.
+	// bad holds the fields already reported, so that later checks of the
+	// same field do not report them again.
 	bad map[string]bool
+	w   yamlnode.Walker
+}
+
+func newFileDecoder(file string) *fileDecoder {
+	f := &fileDecoder{file: file, lines: make(map[string]int), bad: make(map[string]bool)}
+	f.w = yamlnode.Walker{
+		Error: func(n *yaml.Node, field, msg string) { f.errorf(n.Line, field, "%s", msg) },
+		Unknown: func(name *yaml.Node, field string) {
+			f.warnings = append(f.warnings, lineMsg{name.Line, f.format(name.Line, field, "unknown field, ignored")})
+		},
+		Seen:          func(field string, line int) { f.lines[field] = line },
+		NameAtMapping: true,
+	}
+	return f
 }
 
 // lineMsg is a problem and the line it is about, for sorting.
@@ -77,21 +93,11 @@ func (f *fileDecoder) lineOf(field string) int {
 	return 0
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // edgePort decodes data, an EdgePort resource in YAML or JSON, into cfg.
 func (f *fileDecoder) edgePort(cfg *Config, data []byte) {
-	f.lines = make(map[string]int)
-	f.bad = make(map[string]bool)
 	var doc yaml.Node
 	if err := decodeYAML(data, &doc); err != nil {
-		msg, line := err.Error(), 0
-		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			msg = m[2]
-		} else {
-			msg = strings.TrimPrefix(msg, "yaml: ")
-		}
+		line, msg := yamlnode.SyntaxError(err)
 		f.errorf(line, "", "invalid YAML: %s", msg)
 		return
 	}
@@ -99,58 +105,43 @@ func (f *fileDecoder) edgePort(cfg *Config, data []byte) {
 	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
 		root = root.Content[0]
 	}
-	root = deref(root)
+	root = yamlnode.Deref(root)
 	if root.Kind != yaml.MappingNode {
-		f.errorf(root.Line, "", "expected an EdgePort resource (a mapping), got %s", describe(root))
+		f.errorf(root.Line, "", "expected an EdgePort resource (a mapping), got %s", yamlnode.Describe(root))
 		return
 	}
 
 	var spec specFile
-	f.object(root, "", func(key string, v *yaml.Node, p string) bool {
-		switch key {
-		case "kind":
+	w := &f.w
+	w.Fields(root, "", yamlnode.Fields{
+		"kind": func(v *yaml.Node, p string) {
 			var k string
-			f.str(v, p, &k)
+			w.Str(v, p, &k)
 			if k != "" && !strings.EqualFold(k, "EdgePort") {
 				f.errorf(v.Line, p, "expected EdgePort, got %q", k)
 			}
-		case "apiVersion":
+		},
+		"apiVersion": func(v *yaml.Node, p string) {
 			var a string
-			f.str(v, p, &a)
+			w.Str(v, p, &a)
 			if a != "" && a != "v2beta1" && a != "v2" {
 				f.errorf(v.Line, p, "unsupported apiVersion %q (want v2beta1 or v2)", a)
 			}
-		case "ref":
-			f.str(v, p, &cfg.Ref)
-		case "metadata":
-			f.object(v, p, func(key string, v *yaml.Node, p string) bool {
-				if key != "region" {
-					return false
-				}
-				f.str(v, p, &cfg.Region)
-				return true
-			})
-		case "spec":
-			f.object(v, p, func(key string, v *yaml.Node, p string) bool {
+		},
+		"ref":      w.StrField(&cfg.Ref),
+		"metadata": w.ObjectField(yamlnode.Fields{"region": w.StrField(&cfg.Region)}),
+		"spec": func(v *yaml.Node, p string) {
+			w.Object(v, p, func(key string, v *yaml.Node, p string) bool {
 				return f.spec(cfg, &spec, key, v, p)
 			})
-		default:
-			return false
-		}
-		return true
+		},
 	})
 	f.finish(cfg, &spec)
 }
 
-// decodeYAML decodes the first document of data; yaml.v3 is not expected
-// to panic, but the file is user input.
-func decodeYAML(data []byte, n *yaml.Node) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("yaml: %v", r)
-		}
-	}()
-	err = yaml.NewDecoder(bytes.NewReader(data)).Decode(n)
+// decodeYAML decodes the first document of data.
+func decodeYAML(data []byte, n *yaml.Node) error {
+	err := yamlnode.Decode(yaml.NewDecoder(bytes.NewReader(data)), n)
 	if err != nil && err.Error() == "EOF" {
 		return fmt.Errorf("yaml: the file is empty")
 	}
@@ -166,9 +157,10 @@ type specFile struct {
 }
 
 func (f *fileDecoder) spec(cfg *Config, s *specFile, key string, v *yaml.Node, p string) bool {
+	w := &f.w
 	switch key {
 	case "bindAddr":
-		if !f.str(v, p, &cfg.BindAddr) {
+		if !w.Str(v, p, &cfg.BindAddr) {
 			break
 		}
 		if a, err := netip.ParseAddr(cfg.BindAddr); err != nil || a.Zone() != "" {
@@ -176,18 +168,18 @@ func (f *fileDecoder) spec(cfg *Config, s *specFile, key string, v *yaml.Node, p
 		}
 	case "externalAddrs":
 		cfg.ExternalAddrs = nil
-		f.strList(v, p, &cfg.ExternalAddrs)
+		w.StrList(v, p, &cfg.ExternalAddrs)
 		for i, a := range cfg.ExternalAddrs {
-			ip := p + "[" + strconv.Itoa(i) + "]"
+			ip := yamlnode.Index(p, i)
 			if !f.bad[ip] && !validHostPort(a) {
 				f.errorf(f.lineOf(ip), ip, "%q is not a host or host:port", a)
 			}
 		}
 		cfg.ExternalAddrs = slices.DeleteFunc(cfg.ExternalAddrs, func(a string) bool { return a == "" })
 	case "localnets":
-		f.strList(v, p, &s.localnets)
+		w.StrList(v, p, &s.localnets)
 		for i, n := range s.localnets {
-			ip := p + "[" + strconv.Itoa(i) + "]"
+			ip := yamlnode.Index(p, i)
 			if f.bad[ip] {
 				continue
 			}
@@ -199,14 +191,14 @@ func (f *fileDecoder) spec(cfg *Config, s *specFile, key string, v *yaml.Node, p
 			cfg.Localnets = append(cfg.Localnets, net)
 		}
 	case "methods":
-		if isNull(deref(v)) {
+		if yamlnode.IsNull(yamlnode.Deref(v)) {
 			break
 		}
 		var ms []string
-		f.strList(v, p, &ms)
+		w.StrList(v, p, &ms)
 		cfg.Methods = nil
 		for i, m := range ms {
-			ip := p + "[" + strconv.Itoa(i) + "]"
+			ip := yamlnode.Index(p, i)
 			m = strings.ToUpper(m)
 			switch {
 			case f.bad[ip]:
@@ -223,7 +215,7 @@ func (f *fileDecoder) spec(cfg *Config, s *specFile, key string, v *yaml.Node, p
 		}
 	case "unknownMethodAction":
 		var a string
-		f.str(v, p, &a)
+		w.Str(v, p, &a)
 		switch {
 		case strings.EqualFold(a, string(Discard)):
 			cfg.UnknownMethodAction = Discard
@@ -233,30 +225,21 @@ func (f *fileDecoder) spec(cfg *Config, s *specFile, key string, v *yaml.Node, p
 			f.errorf(v.Line, p, "invalid value %q (want Discard or Respond)", a)
 		}
 	case "transport":
-		if isNull(deref(v)) {
+		if yamlnode.IsNull(yamlnode.Deref(v)) {
 			break
 		}
 		s.transportsSet = true
-		f.list(v, p, func(_ int, v *yaml.Node, p string) {
-			var t Transport
-			f.object(v, p, func(key string, v *yaml.Node, p string) bool {
-				switch key {
-				case "protocol":
-					f.str(v, p, &t.Protocol)
-				case "port":
-					f.integer(v, p, &t.Port)
-				case "bindAddr":
-					f.str(v, p, &t.BindAddr)
-				default:
-					return false
-				}
-				return true
-			})
-			s.transports = append(s.transports, t)
+		transports := yamlnode.ListField(w, &s.transports, Transport{}, func(t *Transport) yamlnode.Fields {
+			return yamlnode.Fields{
+				"protocol": w.StrField(&t.Protocol),
+				"port":     w.IntField(&t.Port),
+				"bindAddr": w.StrField(&t.BindAddr),
+			}
 		})
+		transports(v, p)
 	case "securityContext":
 		s.securityContext = true
-		f.securityContext(&cfg.TLS, v, p)
+		w.Fields(v, p, f.securityContext(&cfg.TLS))
 	case "processor":
 		// Routr's next hop; routr-go routes in process. Accepted silently
 		// since every Routr EdgePort file has it.
@@ -266,51 +249,34 @@ func (f *fileDecoder) spec(cfg *Config, s *specFile, key string, v *yaml.Node, p
 	return true
 }
 
-func (f *fileDecoder) securityContext(sc *SecurityContext, n *yaml.Node, path string) {
-	f.object(n, path, func(key string, v *yaml.Node, p string) bool {
-		switch key {
-		case "keyStore":
-			f.str(v, p, &sc.KeyStore)
-		case "keyStorePassword":
-			f.str(v, p, &sc.KeyStorePassword)
-		case "keyStoreType":
-			f.str(v, p, &sc.KeyStoreType)
-		case "trustStore":
-			f.str(v, p, &sc.TrustStore)
-		case "trustStorePassword":
-			f.str(v, p, &sc.TrustStorePassword)
-		case "debugging":
-			f.boolean(v, p, &sc.Debugging)
-		case "certFile":
-			f.str(v, p, &sc.CertFile)
-		case "keyFile":
-			f.str(v, p, &sc.KeyFile)
-		case "client":
-			f.object(v, p, func(key string, v *yaml.Node, p string) bool {
-				switch key {
-				case "protocols":
-					f.strList(v, p, &sc.ClientProtocols)
-				case "authType":
-					f.str(v, p, &sc.ClientAuthType)
-					ok := false
-					for _, t := range []string{"Disabled", "DisabledAll", "Wanted", "Required"} {
-						if strings.EqualFold(sc.ClientAuthType, t) {
-							sc.ClientAuthType, ok = t, true
-						}
+// securityContext lists the fields of spec.securityContext.
+func (f *fileDecoder) securityContext(sc *SecurityContext) yamlnode.Fields {
+	w := &f.w
+	return yamlnode.Fields{
+		"keyStore":           w.StrField(&sc.KeyStore),
+		"keyStorePassword":   w.StrField(&sc.KeyStorePassword),
+		"keyStoreType":       w.StrField(&sc.KeyStoreType),
+		"trustStore":         w.StrField(&sc.TrustStore),
+		"trustStorePassword": w.StrField(&sc.TrustStorePassword),
+		"debugging":          w.BoolField(&sc.Debugging),
+		"certFile":           w.StrField(&sc.CertFile),
+		"keyFile":            w.StrField(&sc.KeyFile),
+		"client": w.ObjectField(yamlnode.Fields{
+			"protocols": w.StrListField(&sc.ClientProtocols),
+			"authType": func(v *yaml.Node, p string) {
+				w.Str(v, p, &sc.ClientAuthType)
+				ok := false
+				for _, t := range []string{"Disabled", "DisabledAll", "Wanted", "Required"} {
+					if strings.EqualFold(sc.ClientAuthType, t) {
+						sc.ClientAuthType, ok = t, true
 					}
-					if !ok && sc.ClientAuthType != "" {
-						f.errorf(v.Line, p, "invalid value %q (want Disabled, DisabledAll, Wanted or Required)", sc.ClientAuthType)
-					}
-				default:
-					return false
 				}
-				return true
-			})
-		default:
-			return false
-		}
-		return true
-	})
+				if !ok && sc.ClientAuthType != "" {
+					f.errorf(v.Line, p, "invalid value %q (want Disabled, DisabledAll, Wanted or Required)", sc.ClientAuthType)
+				}
+			},
+		}),
+	}
 }
 
 // finish checks the transports as a whole and fills in defaults.

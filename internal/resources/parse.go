@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"maps"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/routr-go/routr/internal/yamlnode"
 )
 
 // Parse decodes the resources in one file. data is a YAML or JSON list of
@@ -28,7 +29,7 @@ import (
 // again (LoadDir reports each once), so they never build into a Set. The
 // error, if any, is a *ValidationError.
 func Parse(filename string, data []byte) ([]Resource, error) {
-	d := &decoder{file: filename}
+	d := newDecoder(filename)
 	rs := d.parseFile(data)
 	return rs, validationError(d.probs)
 }
@@ -42,7 +43,7 @@ func (d *decoder) parseFile(data []byte) (rs []Resource) {
 		}
 		data = jsonForYAML(data)
 	}
-	docs, err := parseYAML(data)
+	docs, err := yamlnode.DecodeAll(data)
 	if err != nil {
 		d.probs = append(d.probs, yamlProblem(d.file, err))
 		// Keep what parsed before the broken document.
@@ -55,9 +56,9 @@ func (d *decoder) parseFile(data []byte) (rs []Resource) {
 			}
 			root = root.Content[0]
 		}
-		root = deref(root)
+		root = yamlnode.Deref(root)
 		switch {
-		case isNull(root):
+		case yamlnode.IsNull(root):
 		case root.Kind == yaml.SequenceNode:
 			for _, item := range root.Content {
 				if r := d.resource(item); r != nil {
@@ -69,47 +70,16 @@ func (d *decoder) parseFile(data []byte) (rs []Resource) {
 				rs = append(rs, r)
 			}
 		default:
-			d.errorf(root, "", "expected a list of resources, got %s", describe(root))
+			d.errorf(root, "", "expected a list of resources, got %s", yamlnode.Describe(root))
 		}
 	}
 	return rs
 }
 
-// parseYAML decodes every document in data into nodes. yaml.v3 is not
-// expected to panic, but a file is user input: a panic becomes an error.
-func parseYAML(data []byte) (docs []*yaml.Node, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("yaml: %v", r)
-		}
-	}()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
-		var n yaml.Node
-		if err := dec.Decode(&n); err != nil {
-			if errors.Is(err, io.EOF) {
-				return docs, nil
-			}
-			return docs, err
-		}
-		docs = append(docs, &n)
-	}
-}
-
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // yamlProblem turns a yaml.v3 syntax error into a Problem with its line.
 func yamlProblem(file string, err error) Problem {
-	msg := err.Error()
-	p := Problem{File: file}
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		p.Line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-	} else {
-		msg = strings.TrimPrefix(msg, "yaml: ")
-	}
-	p.Msg = "invalid YAML: " + msg
-	return p
+	line, msg := yamlnode.SyntaxError(err)
+	return Problem{File: file, Line: line, Msg: "invalid YAML: " + msg}
 }
 
 // checkJSON reports a JSON syntax error with its line; YAML accepts some
@@ -170,26 +140,26 @@ func jsonForYAML(data []byte) []byte {
 // resource decodes one resource mapping; it returns nil when the kind is
 // missing or unknown, since then nothing else can be decoded.
 func (d *decoder) resource(n *yaml.Node) Resource {
-	n = deref(n)
+	n = yamlnode.Deref(n)
 	d.res = nil
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n, "", "expected a resource (a mapping), got %s", describe(n))
+		d.errorf(n, "", "expected a resource (a mapping), got %s", yamlnode.Describe(n))
 		return nil
 	}
 	var kindNode, refNode *yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		switch deref(n.Content[i]).Value {
+		switch yamlnode.Deref(n.Content[i]).Value {
 		case "kind":
-			kindNode = deref(n.Content[i+1])
+			kindNode = yamlnode.Deref(n.Content[i+1])
 		case "ref":
-			refNode = deref(n.Content[i+1])
+			refNode = yamlnode.Deref(n.Content[i+1])
 		}
 	}
 	var ref, kind string
-	if refNode != nil && refNode.Kind == yaml.ScalarNode && !isNull(refNode) {
+	if refNode != nil && refNode.Kind == yaml.ScalarNode && !yamlnode.IsNull(refNode) {
 		ref = refNode.Value
 	}
-	if isNull(kindNode) {
+	if yamlnode.IsNull(kindNode) {
 		d.probs = append(d.probs, Problem{File: d.file, Line: n.Line, Ref: ref, Field: "kind", Msg: "required field missing"})
 		return nil
 	}
@@ -198,7 +168,7 @@ func (d *decoder) resource(n *yaml.Node) Resource {
 	}
 	k, ok := parseKind(kind)
 	if !ok {
-		got := describe(kindNode)
+		got := yamlnode.Describe(kindNode)
 		if kindNode.Kind == yaml.ScalarNode {
 			got = strconv.Quote(kind)
 		}
@@ -207,9 +177,10 @@ func (d *decoder) resource(n *yaml.Node) Resource {
 		return nil
 	}
 
+	// spec lists the fields of spec; meta lists those of metadata beyond
+	// name and region.
 	var r Resource
-	var spec func(key string, v *yaml.Node, path string) bool
-	var meta func(key string, v *yaml.Node, path string) bool
+	var spec, meta yamlnode.Fields
 	switch k {
 	case KindDomain:
 		x := &Domain{}
@@ -240,33 +211,19 @@ func (d *decoder) resource(n *yaml.Node) Resource {
 	d.res = b
 	defer func() { d.res = nil }()
 
-	d.object(n, "", func(key string, v *yaml.Node, p string) bool {
-		switch key {
-		case "apiVersion":
-			d.str(v, p, &b.APIVersion)
-		case "kind":
-		case "ref":
-			d.str(v, p, &b.Ref)
-		case "metadata":
-			d.object(v, p, func(key string, v *yaml.Node, p string) bool {
-				switch key {
-				case "name":
-					d.str(v, p, &b.Name)
-				case "region":
-					d.str(v, p, &b.Region)
-				default:
-					return meta != nil && meta(key, v, p)
-				}
-				return true
-			})
-		case "spec":
-			d.object(v, p, spec)
-		case "extended":
-			d.freeform(v, p, &b.Extended)
-		default:
-			return false
-		}
-		return true
+	w := &d.w
+	metadata := yamlnode.Fields{
+		"name":   w.StrField(&b.Name),
+		"region": w.StrField(&b.Region),
+	}
+	maps.Copy(metadata, meta)
+	w.Fields(n, "", yamlnode.Fields{
+		"apiVersion": w.StrField(&b.APIVersion),
+		"kind":       func(*yaml.Node, string) {}, // read above
+		"ref":        w.StrField(&b.Ref),
+		"metadata":   w.ObjectField(metadata),
+		"spec":       w.ObjectField(spec),
+		"extended":   func(v *yaml.Node, p string) { d.freeform(v, p, &b.Extended) },
 	})
 	return r
 }
@@ -279,41 +236,25 @@ func kindList() string {
 	return strings.Join(names, ", ")
 }
 
-func (d *decoder) domainSpec(x *Domain) func(string, *yaml.Node, string) bool {
-	return func(key string, v *yaml.Node, p string) bool {
-		switch key {
-		case "accessControlListRef":
-			d.str(v, p, &x.AccessControlListRef)
-		case "context":
+func (d *decoder) domainSpec(x *Domain) yamlnode.Fields {
+	w := &d.w
+	return yamlnode.Fields{
+		"accessControlListRef": w.StrField(&x.AccessControlListRef),
+		"context": func(v *yaml.Node, p string) {
 			var ctxACL string
 			var ctxACLNode *yaml.Node
-			d.object(v, p, func(key string, v *yaml.Node, p string) bool {
-				switch key {
-				case "domainUri":
-					d.str(v, p, &x.DomainURI)
-				case "accessControlListRef":
-					d.str(v, p, &ctxACL)
+			w.Fields(v, p, yamlnode.Fields{
+				"domainUri": w.StrField(&x.DomainURI),
+				"accessControlListRef": func(v *yaml.Node, p string) {
+					w.Str(v, p, &ctxACL)
 					ctxACLNode = v
-				case "egressPolicies":
-					d.list(v, p, func(_ int, v *yaml.Node, p string) {
-						var e EgressPolicy
-						d.object(v, p, func(key string, v *yaml.Node, p string) bool {
-							switch key {
-							case "rule":
-								d.str(v, p, &e.Rule)
-							case "numberRef":
-								d.str(v, p, &e.NumberRef)
-							default:
-								return false
-							}
-							return true
-						})
-						x.EgressPolicies = append(x.EgressPolicies, e)
-					})
-				default:
-					return false
-				}
-				return true
+				},
+				"egressPolicies": yamlnode.ListField(w, &x.EgressPolicies, EgressPolicy{}, func(e *EgressPolicy) yamlnode.Fields {
+					return yamlnode.Fields{
+						"rule":      w.StrField(&e.Rule),
+						"numberRef": w.StrField(&e.NumberRef),
+					}
+				}),
 			})
 			// Routr's schema puts the ACL in the context while its loader
 			// reads it from spec; take either, refuse two different ones.
@@ -325,253 +266,117 @@ func (d *decoder) domainSpec(x *Domain) func(string, *yaml.Node, string) bool {
 			case ctxACL != x.AccessControlListRef:
 				d.errorf(ctxACLNode, p+".accessControlListRef", "conflicts with spec.accessControlListRef %q", x.AccessControlListRef)
 			}
-		default:
-			return false
-		}
-		return true
+		},
 	}
 }
 
-func (d *decoder) agentSpec(x *Agent) func(string, *yaml.Node, string) bool {
-	return func(key string, v *yaml.Node, p string) bool {
-		switch key {
-		case "username":
-			d.str(v, p, &x.Username)
-		case "domainRef":
-			d.str(v, p, &x.DomainRef)
-		case "credentialsRef":
-			d.str(v, p, &x.CredentialsRef)
-		case "privacy":
-			var s string
-			d.str(v, p, &s)
-			x.Privacy = Privacy(s)
-		case "enabled":
-			d.boolean(v, p, &x.Enabled)
-		case "maxContacts":
-			d.integer(v, p, &x.MaxContacts)
-		case "expires":
-			d.integer(v, p, &x.Expires)
-		default:
-			return false
-		}
-		return true
+func (d *decoder) agentSpec(x *Agent) yamlnode.Fields {
+	w := &d.w
+	return yamlnode.Fields{
+		"username":       w.StrField(&x.Username),
+		"domainRef":      w.StrField(&x.DomainRef),
+		"credentialsRef": w.StrField(&x.CredentialsRef),
+		"privacy":        w.StrField((*string)(&x.Privacy)),
+		"enabled":        w.BoolField(&x.Enabled),
+		"maxContacts":    w.IntField(&x.MaxContacts),
+		"expires":        w.IntField(&x.Expires),
 	}
 }
 
-func (d *decoder) credentialsSpec(x *Credentials) func(string, *yaml.Node, string) bool {
-	return func(key string, v *yaml.Node, p string) bool {
-		if key != "credentials" {
-			return false
-		}
-		d.object(v, p, func(key string, v *yaml.Node, p string) bool {
-			switch key {
-			case "username":
-				d.str(v, p, &x.Username)
-			case "password":
-				d.str(v, p, &x.Password)
-			default:
-				return false
-			}
-			return true
-		})
-		return true
+func (d *decoder) credentialsSpec(x *Credentials) yamlnode.Fields {
+	w := &d.w
+	return yamlnode.Fields{
+		"credentials": w.ObjectField(yamlnode.Fields{
+			"username": w.StrField(&x.Username),
+			"password": w.StrField(&x.Password),
+		}),
 	}
 }
 
-func (d *decoder) peerSpec(x *Peer) func(string, *yaml.Node, string) bool {
-	return func(key string, v *yaml.Node, p string) bool {
-		switch key {
-		case "aor":
-			d.str(v, p, &x.AOR)
-		case "username":
-			d.str(v, p, &x.Username)
-		case "contactAddr":
-			d.str(v, p, &x.ContactAddr)
-		case "credentialsRef":
-			d.str(v, p, &x.CredentialsRef)
-		case "accessControlListRef":
-			d.str(v, p, &x.AccessControlListRef)
-		case "loadBalancing":
-			d.object(v, p, func(key string, v *yaml.Node, p string) bool {
-				switch key {
-				case "algorithm":
-					var s string
-					d.str(v, p, &s)
-					x.BalancingAlgorithm = BalancingAlgorithm(s)
-				case "withSessionAffinity":
-					d.boolean(v, p, &x.WithSessionAffinity)
-				default:
-					return false
+func (d *decoder) peerSpec(x *Peer) yamlnode.Fields {
+	w := &d.w
+	return yamlnode.Fields{
+		"aor":                  w.StrField(&x.AOR),
+		"username":             w.StrField(&x.Username),
+		"contactAddr":          w.StrField(&x.ContactAddr),
+		"credentialsRef":       w.StrField(&x.CredentialsRef),
+		"accessControlListRef": w.StrField(&x.AccessControlListRef),
+		"loadBalancing": w.ObjectField(yamlnode.Fields{
+			"algorithm":           w.StrField((*string)(&x.BalancingAlgorithm)),
+			"withSessionAffinity": w.BoolField(&x.WithSessionAffinity),
+		}),
+		"enabled":     w.BoolField(&x.Enabled),
+		"maxContacts": w.IntField(&x.MaxContacts),
+		"expires":     w.IntField(&x.Expires),
+	}
+}
+
+func (d *decoder) numberMeta(x *Number) yamlnode.Fields {
+	w := &d.w
+	return yamlnode.Fields{
+		"geoInfo": w.ObjectField(yamlnode.Fields{
+			"city":           w.StrField(&x.City),
+			"country":        w.StrField(&x.Country),
+			"countryIsoCode": w.StrField(&x.CountryISOCode),
+		}),
+	}
+}
+
+func (d *decoder) numberSpec(x *Number) yamlnode.Fields {
+	w := &d.w
+	return yamlnode.Fields{
+		"trunkRef": w.StrField(&x.TrunkRef),
+		"location": w.ObjectField(yamlnode.Fields{
+			"telUrl":                w.StrField(&x.TelURL),
+			"aorLink":               w.StrField(&x.AORLink),
+			"sessionAffinityHeader": w.StrField(&x.SessionAffinityHeader),
+			"extraHeaders": yamlnode.ListField(w, &x.ExtraHeaders, ExtraHeader{}, func(h *ExtraHeader) yamlnode.Fields {
+				return yamlnode.Fields{
+					"name":  w.StrField(&h.Name),
+					"value": w.StrField(&h.Value),
 				}
-				return true
-			})
-		case "enabled":
-			d.boolean(v, p, &x.Enabled)
-		case "maxContacts":
-			d.integer(v, p, &x.MaxContacts)
-		case "expires":
-			d.integer(v, p, &x.Expires)
-		default:
-			return false
-		}
-		return true
+			}),
+		}),
 	}
 }
 
-func (d *decoder) numberMeta(x *Number) func(string, *yaml.Node, string) bool {
-	return func(key string, v *yaml.Node, p string) bool {
-		if key != "geoInfo" {
-			return false
-		}
-		d.object(v, p, func(key string, v *yaml.Node, p string) bool {
-			switch key {
-			case "city":
-				d.str(v, p, &x.City)
-			case "country":
-				d.str(v, p, &x.Country)
-			case "countryIsoCode":
-				d.str(v, p, &x.CountryISOCode)
-			default:
-				return false
-			}
-			return true
-		})
-		return true
+func (d *decoder) trunkSpec(x *Trunk) yamlnode.Fields {
+	w := &d.w
+	return yamlnode.Fields{
+		"inbound": w.ObjectField(yamlnode.Fields{
+			"uri":                  w.StrField(&x.InboundURI),
+			"accessControlListRef": w.StrField(&x.AccessControlListRef),
+			"credentialsRef":       w.StrField(&x.InboundCredentialsRef),
+		}),
+		"outbound": w.ObjectField(yamlnode.Fields{
+			"sendRegister":   w.BoolField(&x.SendRegister),
+			"credentialsRef": w.StrField(&x.OutboundCredentialsRef),
+			"uris":           yamlnode.ListField(w, &x.URIs, TrunkURI{Enabled: true}, d.trunkURI),
+		}),
 	}
 }
 
-func (d *decoder) numberSpec(x *Number) func(string, *yaml.Node, string) bool {
-	return func(key string, v *yaml.Node, p string) bool {
-		switch key {
-		case "trunkRef":
-			d.str(v, p, &x.TrunkRef)
-		case "location":
-			d.object(v, p, func(key string, v *yaml.Node, p string) bool {
-				switch key {
-				case "telUrl":
-					d.str(v, p, &x.TelURL)
-				case "aorLink":
-					d.str(v, p, &x.AORLink)
-				case "sessionAffinityHeader":
-					d.str(v, p, &x.SessionAffinityHeader)
-				case "extraHeaders":
-					d.list(v, p, func(_ int, v *yaml.Node, p string) {
-						var h ExtraHeader
-						d.object(v, p, func(key string, v *yaml.Node, p string) bool {
-							switch key {
-							case "name":
-								d.str(v, p, &h.Name)
-							case "value":
-								d.str(v, p, &h.Value)
-							default:
-								return false
-							}
-							return true
-						})
-						x.ExtraHeaders = append(x.ExtraHeaders, h)
-					})
-				default:
-					return false
-				}
-				return true
-			})
-		default:
-			return false
-		}
-		return true
+func (d *decoder) trunkURI(u *TrunkURI) yamlnode.Fields {
+	w := &d.w
+	return yamlnode.Fields{
+		"uri": w.ObjectField(yamlnode.Fields{
+			"user":      w.StrField(&u.User),
+			"host":      w.StrField(&u.Host),
+			"port":      w.IntField(&u.Port),
+			"transport": w.StrField(&u.Transport),
+		}),
+		"priority": w.IntField(&u.Priority),
+		"weight":   w.IntField(&u.Weight),
+		"enabled":  w.BoolField(&u.Enabled),
 	}
 }
 
-func (d *decoder) trunkSpec(x *Trunk) func(string, *yaml.Node, string) bool {
-	return func(key string, v *yaml.Node, p string) bool {
-		switch key {
-		case "inbound":
-			d.object(v, p, func(key string, v *yaml.Node, p string) bool {
-				switch key {
-				case "uri":
-					d.str(v, p, &x.InboundURI)
-				case "accessControlListRef":
-					d.str(v, p, &x.AccessControlListRef)
-				case "credentialsRef":
-					d.str(v, p, &x.InboundCredentialsRef)
-				default:
-					return false
-				}
-				return true
-			})
-		case "outbound":
-			d.object(v, p, func(key string, v *yaml.Node, p string) bool {
-				switch key {
-				case "sendRegister":
-					d.boolean(v, p, &x.SendRegister)
-				case "credentialsRef":
-					d.str(v, p, &x.OutboundCredentialsRef)
-				case "uris":
-					d.list(v, p, func(_ int, v *yaml.Node, p string) {
-						x.URIs = append(x.URIs, d.trunkURI(v, p))
-					})
-				default:
-					return false
-				}
-				return true
-			})
-		default:
-			return false
-		}
-		return true
-	}
-}
-
-func (d *decoder) trunkURI(n *yaml.Node, path string) TrunkURI {
-	u := TrunkURI{Enabled: true}
-	d.object(n, path, func(key string, v *yaml.Node, p string) bool {
-		switch key {
-		case "uri":
-			d.object(v, p, func(key string, v *yaml.Node, p string) bool {
-				switch key {
-				case "user":
-					d.str(v, p, &u.User)
-				case "host":
-					d.str(v, p, &u.Host)
-				case "port":
-					d.integer(v, p, &u.Port)
-				case "transport":
-					d.str(v, p, &u.Transport)
-				default:
-					return false
-				}
-				return true
-			})
-		case "priority":
-			d.integer(v, p, &u.Priority)
-		case "weight":
-			d.integer(v, p, &u.Weight)
-		case "enabled":
-			d.boolean(v, p, &u.Enabled)
-		default:
-			return false
-		}
-		return true
-	})
-	return u
-}
-
-func (d *decoder) aclSpec(x *AccessControlList) func(string, *yaml.Node, string) bool {
-	return func(key string, v *yaml.Node, p string) bool {
-		if key != "accessControlList" {
-			return false
-		}
-		d.object(v, p, func(key string, v *yaml.Node, p string) bool {
-			switch key {
-			case "allow":
-				d.strList(v, p, &x.Allow)
-			case "deny":
-				d.strList(v, p, &x.Deny)
-			default:
-				return false
-			}
-			return true
-		})
-		return true
+func (d *decoder) aclSpec(x *AccessControlList) yamlnode.Fields {
+	w := &d.w
+	return yamlnode.Fields{
+		"accessControlList": w.ObjectField(yamlnode.Fields{
+			"allow": w.StrListField(&x.Allow),
+			"deny":  w.StrListField(&x.Deny),
+		}),
 	}
 }
