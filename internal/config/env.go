@@ -43,6 +43,31 @@ func (e *envReader) list(name string) ([]string, bool) {
 	return out, true
 }
 
+// items reads a comma-separated list, converting each item with conv,
+// which also gets the items converted so far to refuse repeats. Items
+// conv refuses are reported and left out, and a list of nothing but
+// commas is reported as having no what. items returns the converted
+// items and whether there are any.
+func (e *envReader) items(name, what string, conv func(item string, have []string) (string, error)) ([]string, bool) {
+	items, ok := e.list(name)
+	if !ok {
+		return nil, false
+	}
+	var out []string
+	for _, item := range items {
+		v, err := conv(item, out)
+		if err != nil {
+			e.errorf(name, "%v", err)
+			continue
+		}
+		out = append(out, v)
+	}
+	if len(items) == 0 {
+		e.errorf(name, "no %s", what)
+	}
+	return out, len(out) > 0
+}
+
 // javaBool follows Java's Boolean.parseBoolean, as Routr reads its
 // switches: true only for "true" in any case, false for anything else.
 func (e *envReader) javaBool(name string, dst *bool) {
@@ -164,30 +189,8 @@ func applyEnv(cfg *Config, env func(string) string) []string {
 	e.duration("REGISTRAR_MAX_EXPIRES", time.Second, true, &cfg.Registrar.MaxExpires)
 	e.duration("REGISTRAR_DEFAULT_EXPIRES", time.Second, true, &cfg.Registrar.DefaultExpires)
 
-	if algs, ok := e.list("AUTH_ALGORITHMS"); ok {
-		var out []string
-		for _, a := range algs {
-			switch strings.ToUpper(a) {
-			case "MD5":
-				a = "MD5"
-			case "SHA-256", "SHA256":
-				a = "SHA-256"
-			default:
-				e.errorf("AUTH_ALGORITHMS", "unsupported algorithm %q (want MD5, SHA-256)", a)
-				continue
-			}
-			if slices.Contains(out, a) {
-				e.errorf("AUTH_ALGORITHMS", "%s is listed twice", a)
-				continue
-			}
-			out = append(out, a)
-		}
-		switch {
-		case len(algs) == 0:
-			e.errorf("AUTH_ALGORITHMS", "no algorithms")
-		case len(out) > 0:
-			cfg.Auth.Algorithms = out
-		}
+	if algs, ok := e.items("AUTH_ALGORITHMS", "algorithms", authAlgorithm); ok {
+		cfg.Auth.Algorithms = algs
 	}
 	e.duration("AUTH_NONCE_TTL", time.Second, false, &cfg.Auth.NonceTTL)
 	if v := e.env("AUTH_SECRET"); v != "" {
@@ -195,22 +198,10 @@ func applyEnv(cfg *Config, env func(string) string) []string {
 	}
 
 	e.javaBool("NATS_PUBLISHER_ENABLED", &cfg.Events.NATSEnabled)
-	if urls, ok := e.list("NATS_PUBLISHER_URL"); ok {
-		var out []string
-		for _, u := range urls {
-			n, err := natsURL(u)
-			if err != nil {
-				e.errorf("NATS_PUBLISHER_URL", "%v", err)
-				continue
-			}
-			out = append(out, n)
-		}
-		switch {
-		case len(urls) == 0:
-			e.errorf("NATS_PUBLISHER_URL", "no URLs")
-		case len(out) > 0:
-			cfg.Events.NATSURL = strings.Join(out, ",")
-		}
+	// A server listed twice is not an error.
+	anyURL := func(u string, _ []string) (string, error) { return natsURL(u) }
+	if urls, ok := e.items("NATS_PUBLISHER_URL", "URLs", anyURL); ok {
+		cfg.Events.NATSURL = strings.Join(urls, ",")
 	}
 	if v, ok := e.get("NATS_PUBLISHER_SUBJECT"); ok {
 		if err := checkSubject(v); err != nil {
@@ -244,6 +235,23 @@ func logLevel(v string) (slog.Level, bool) {
 		return slog.LevelDebug, true
 	}
 	return 0, false
+}
+
+// authAlgorithm returns the canonical name of a digest algorithm not
+// already in have.
+func authAlgorithm(a string, have []string) (string, error) {
+	switch strings.ToUpper(a) {
+	case "MD5":
+		a = "MD5"
+	case "SHA-256", "SHA256":
+		a = "SHA-256"
+	default:
+		return "", fmt.Errorf("unsupported algorithm %q (want MD5, SHA-256)", a)
+	}
+	if slices.Contains(have, a) {
+		return "", fmt.Errorf("%s is listed twice", a)
+	}
+	return a, nil
 }
 
 // natsURL normalizes one NATS server address: host:port without a scheme

@@ -62,33 +62,19 @@ func Build(rs []Resource) (*Set, error) {
 		}
 		switch x := r.(type) {
 		case *Domain:
-			x.Kind = KindDomain
-			c.domain(x)
-			s.domains = append(s.domains, x)
+			add(&s.domains, x, KindDomain, c.domain)
 		case *Agent:
-			x.Kind = KindAgent
-			c.agent(x)
-			s.agents = append(s.agents, x)
+			add(&s.agents, x, KindAgent, c.agent)
 		case *Credentials:
-			x.Kind = KindCredentials
-			c.credentials(x)
-			s.credentials = append(s.credentials, x)
+			add(&s.credentials, x, KindCredentials, c.credentials)
 		case *Peer:
-			x.Kind = KindPeer
-			c.peer(x)
-			s.peers = append(s.peers, x)
+			add(&s.peers, x, KindPeer, c.peer)
 		case *Number:
-			x.Kind = KindNumber
-			c.number(x)
-			s.numbers = append(s.numbers, x)
+			add(&s.numbers, x, KindNumber, c.number)
 		case *Trunk:
-			x.Kind = KindTrunk
-			c.trunk(x)
-			s.trunks = append(s.trunks, x)
+			add(&s.trunks, x, KindTrunk, c.trunk)
 		case *AccessControlList:
-			x.Kind = KindACL
-			c.acl(x)
-			s.acls = append(s.acls, x)
+			add(&s.acls, x, KindACL, c.acl)
 		}
 		s.all = append(s.all, r)
 		c.probs = append(c.probs, r.Meta().problems...)
@@ -191,6 +177,13 @@ func Build(rs []Resource) (*Set, error) {
 	}
 	sortProblems(s.warnings)
 	return s, nil
+}
+
+// add sets x's kind, checks x on its own and appends it to list.
+func add[T Resource](list *[]T, x T, kind Kind, check func(T)) {
+	x.Meta().Kind = kind
+	check(x)
+	*list = append(*list, x)
 }
 
 // resolve looks up ref for b's field, reporting a dangling reference or
