@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -78,12 +79,9 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	tracker := calls.NewTracker(calls.Options{Sink: pipe, MaxDuration: cfg.MaxCallDuration, Registerer: reg})
 
 	edge.SetTransactionLinger(cfg.TransactionLinger)
-	var listeners []edge.Listener
-	for _, t := range cfg.Transports {
-		if t.Protocol != "udp" && t.Protocol != "tcp" {
-			return fmt.Errorf("transport %s on port %d: not supported by this build yet (udp and tcp are)", t.Protocol, t.Port)
-		}
-		listeners = append(listeners, edge.Listener{Protocol: t.Protocol, Addr: net.JoinHostPort(t.BindAddr, strconv.Itoa(t.Port))})
+	listeners, err := edgeListeners(cfg)
+	if err != nil {
+		return err
 	}
 	sip, err := edge.New(edge.Options{
 		Listeners:     listeners,
@@ -163,4 +161,37 @@ func embeddedAddr(url string) string {
 		return events.DefaultEmbeddedAddr
 	}
 	return pu.Host
+}
+
+// edgeListeners maps spec.transport to the edge's listeners; tls and wss
+// get the certificate of spec.securityContext, read now so that a missing
+// or bad one stops start-up with the file named.
+func edgeListeners(cfg *config.Config) ([]edge.Listener, error) {
+	var tlsConf *tls.Config
+	var out []edge.Listener
+	for _, t := range cfg.Transports {
+		l := edge.Listener{Protocol: t.Protocol, Addr: net.JoinHostPort(t.BindAddr, strconv.Itoa(t.Port))}
+		if t.Secure() {
+			if tlsConf == nil {
+				sc := cfg.TLS
+				c, err := edge.LoadTLS(edge.TLSFiles{
+					CertFile:           sc.CertFile,
+					KeyFile:            sc.KeyFile,
+					KeyStore:           sc.KeyStore,
+					KeyStorePassword:   sc.KeyStorePassword,
+					TrustStore:         sc.TrustStore,
+					TrustStorePassword: sc.TrustStorePassword,
+					ClientAuth:         sc.ClientAuthType,
+					Protocols:          sc.ClientProtocols,
+				})
+				if err != nil {
+					return nil, fmt.Errorf("spec.securityContext: %w", err)
+				}
+				tlsConf = c
+			}
+			l.TLS = tlsConf
+		}
+		out = append(out, l)
+	}
+	return out, nil
 }

@@ -5,6 +5,7 @@ package edge
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,10 +29,13 @@ import (
 
 // Listener is one socket the edge serves SIP on.
 type Listener struct {
-	// Protocol is udp or tcp (tls, ws and wss come with the transports work).
+	// Protocol is udp, tcp, tls, ws or wss.
 	Protocol string
 	// Addr is host:port to bind; port 0 picks a free port (tests).
 	Addr string
+	// TLS is the server configuration of a tls or wss listener (see
+	// LoadTLS); required by those two, ignored by the others.
+	TLS *tls.Config
 }
 
 // RegistrarOptions bound the expiry a registrar grants.
@@ -61,6 +65,9 @@ type Options struct {
 	// only dialogs it established are routed without authentication. Edges
 	// that share dialogs must share it; empty means random per process.
 	RouteSecret []byte
+	// Connections bound the edge's TCP, TLS, WS and WSS connections; zero
+	// values take the defaults described there.
+	Connections ConnLimits
 }
 
 // Server is a running SIP edge.
@@ -75,6 +82,7 @@ type Server struct {
 	chain   Handler
 	rr      routeToken
 	acks    *ackGate
+	conns   *connTracker
 
 	mu    sync.Mutex
 	bound []boundListener
@@ -115,11 +123,20 @@ func New(o Options) (*Server, error) {
 			return nil, fmt.Errorf("edge: route secret: %w", err)
 		}
 	}
+	o.Connections = o.Connections.withDefaults(o.Registrar.MaxExpires)
 	sipLog := quietSIPLogger(o.Logger)
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(o.UserAgent),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
+		sipgo.WithUserAgentTransportLayerOptions(
+			sip.WithTransportLayerLogger(sipLog),
+			sip.WithTransportLayerTransports(o.Connections.transports()),
+		),
+		sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerLogger(sipLog),
+			// A transaction on a connection that closed can never
+			// complete: end it now rather than after Timer B or F.
+			sip.WithTransactionLayerTerminateOnConnClose(),
+		),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("edge: user agent: %w", err)
@@ -137,6 +154,12 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	conns, err := newConnTracker(o.Connections.Max, o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	// Bindings over a connection that closed are not offered to routing.
+	o.Location = flowFilter{Store: o.Location, tl: ua.TransportLayer()}
 	s := &Server{
 		opts:    o,
 		log:     o.Logger,
@@ -147,6 +170,7 @@ func New(o Options) (*Server, error) {
 		addrs:   newAdvertiser(o.ExternalAddrs, o.Localnets),
 		rr:      routeToken{secret: o.RouteSecret},
 		acks:    acks,
+		conns:   conns,
 		ready:   make(chan struct{}),
 	}
 	s.chain = s.buildChain()
@@ -176,18 +200,18 @@ func (s *Server) Run(ctx context.Context) error {
 			s.addBound(proto, pc.LocalAddr())
 			closers = append(closers, pc.Close)
 			serves = append(serves, func() error { return s.srv.ServeUDP(pc) })
-		case "tcp":
-			ln, err := net.Listen("tcp", l.Addr)
+		case "tcp", "tls", "ws", "wss":
+			ln, err := s.listenStream(proto, l)
 			if err != nil {
 				closeAll(closers)
-				return fmt.Errorf("listen tcp %s: %w", l.Addr, err)
+				return err
 			}
 			s.addBound(proto, ln.Addr())
 			closers = append(closers, ln.Close)
-			serves = append(serves, func() error { return s.srv.ServeTCP(ln) })
+			serves = append(serves, s.streamServer(proto, ln))
 		default:
 			closeAll(closers)
-			return fmt.Errorf("listen %s: protocol %q not supported yet", l.Addr, l.Protocol)
+			return fmt.Errorf("listen %s: protocol %q not supported", l.Addr, l.Protocol)
 		}
 	}
 	s.addrs.setListeners(s.boundListeners())

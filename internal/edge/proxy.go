@@ -247,7 +247,9 @@ func (s *Server) branchTo(r *Request, base *sip.Request, t location.Binding, for
 		in := s.recordRoute(r.Transport(), r.Src.Addr(), r.CallID())
 		req.PrependHeader(in)
 		if transport != r.Transport() || !sameHost(s, r.Transport(), r.Src.Addr(), transport, peer) {
-			req.PrependHeader(s.recordRoute(transport, peer, r.CallID()))
+			out := s.recordRoute(transport, peer, r.CallID())
+			markDoubled(in, out)
+			req.PrependHeader(out)
 		}
 	}
 	req.PrependHeader(s.via(transport, peer, newBranch(req)))

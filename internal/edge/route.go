@@ -101,6 +101,15 @@ func (s *Server) recordRoute(transport string, peer netip.Addr, callID string) *
 	return &sip.RecordRouteHeader{Address: u}
 }
 
+// markDoubled flags the two Record-Route entries of a request that
+// crosses from one transport or interface to another with r2=on (RFC 5658
+// section 4), so that every hop knows they belong together.
+func markDoubled(rrs ...*sip.RecordRouteHeader) {
+	for _, rr := range rrs {
+		rr.Address.UriParams.Add("r2", "on")
+	}
+}
+
 // via builds our Via for a request sent to peer over transport.
 func (s *Server) via(transport string, peer netip.Addr, branch string) *sip.ViaHeader {
 	host, port := s.addrs.hostPort(transport, peer)

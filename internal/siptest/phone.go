@@ -1,11 +1,14 @@
 // Package siptest provides a scripted SIP phone for tests: it builds
-// messages explicitly, sends them over UDP or TCP, and hands back exactly
-// what arrived, so tests assert on the wire rather than on a library's view.
+// messages explicitly, sends them over UDP, TCP, TLS, WS or WSS, and hands
+// back exactly what arrived, so tests assert on the wire rather than on a
+// library's view.
 package siptest
 
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +19,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 	"github.com/icholy/digest"
 )
 
@@ -24,16 +29,23 @@ type Phone struct {
 	User     string
 	Domain   string
 	Password string
-	// Transport is "udp" or "tcp".
+	// Transport is "udp", "tcp", "tls", "ws" or "wss".
 	Transport string
 
-	edge  string
-	udp   net.PacketConn
-	tcp   net.Conn
-	laddr *net.TCPAddr
-	msgs  chan sip.Message
-	done  chan struct{}
-	once  sync.Once
+	edge   string
+	udp    net.PacketConn
+	stream net.Conn     // tcp, tls, ws and wss: what SIP is read from and written to
+	raw    *net.TCPConn // the socket under stream, for Abort
+	br     io.Reader    // ws and wss: buffered bytes of the handshake, then stream
+	wmu    sync.Mutex   // ws and wss: one frame at a time
+	laddr  *net.TCPAddr
+	// wsHost is the RFC 7118 host of a WebSocket phone's Via and
+	// Contact: a random name under .invalid, since the client cannot be
+	// reached but over its own connection.
+	wsHost string
+	msgs   chan sip.Message
+	done   chan struct{}
+	once   sync.Once
 
 	mu   sync.Mutex
 	cseq uint32
@@ -44,13 +56,44 @@ type Phone struct {
 	ContactAddr string
 }
 
+// Options are the settings of a phone that most tests leave alone.
+type Options struct {
+	// TLS is the client configuration for tls and wss; nil trusts any
+	// certificate. Set it to check the edge's certificate or to present
+	// a client certificate.
+	TLS *tls.Config
+	// WSPath is the request path of the WebSocket handshake ("/" if empty).
+	WSPath string
+}
+
 // NewPhone opens a phone that talks to the edge at edgeAddr (host:port).
 func NewPhone(transport, user, domain, password, edgeAddr string) (*Phone, error) {
+	return NewPhoneWith(transport, user, domain, password, edgeAddr, Options{})
+}
+
+// NewPhoneWith is NewPhone with options.
+func NewPhoneWith(transport, user, domain, password, edgeAddr string, o Options) (*Phone, error) {
 	p := &Phone{
 		User: user, Domain: domain, Password: password, Transport: transport,
 		edge: edgeAddr, msgs: make(chan sip.Message, 256), done: make(chan struct{}),
 		cseq: 1, Tag: sip.GenerateTagN(10),
 	}
+	tlsConf := o.TLS
+	if tlsConf == nil {
+		tlsConf = &tls.Config{InsecureSkipVerify: true}
+	}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		p.raw = c.(*net.TCPConn)
+		p.laddr = c.LocalAddr().(*net.TCPAddr)
+		return c, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
 	switch transport {
 	case "udp":
 		c, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -59,29 +102,86 @@ func NewPhone(transport, user, domain, password, edgeAddr string) (*Phone, error
 		}
 		p.udp = c
 		go p.readUDP()
-	case "tcp":
-		c, err := net.Dial("tcp", edgeAddr)
+	case "tcp", "tls":
+		c, err := dial(ctx, "tcp", edgeAddr)
 		if err != nil {
 			return nil, err
 		}
-		p.tcp = c
-		p.laddr = c.LocalAddr().(*net.TCPAddr)
-		go p.readTCP()
+		if transport == "tls" {
+			tc := tls.Client(c, withServerName(tlsConf, edgeAddr))
+			if err := tc.HandshakeContext(ctx); err != nil {
+				c.Close()
+				return nil, fmt.Errorf("siptest: tls handshake: %w", err)
+			}
+			c = tc
+		}
+		p.stream = c
+		go p.readStream()
+	case "ws", "wss":
+		path := o.WSPath
+		if path == "" {
+			path = "/"
+		}
+		d := ws.Dialer{Protocols: []string{"sip"}, NetDial: dial, TLSConfig: tlsConf}
+		c, br, hs, err := d.Dial(ctx, transport+"://"+edgeAddr+path)
+		if err != nil {
+			return nil, fmt.Errorf("siptest: websocket handshake: %w", err)
+		}
+		if hs.Protocol != "sip" {
+			c.Close()
+			return nil, fmt.Errorf("siptest: edge chose subprotocol %q, want sip (RFC 7118)", hs.Protocol)
+		}
+		p.stream, p.br = c, io.Reader(c)
+		if br != nil {
+			p.br = io.MultiReader(br, c)
+		}
+		p.wsHost = strings.ToLower(sip.GenerateTagN(12)) + ".invalid"
+		go p.readWS()
 	default:
 		return nil, fmt.Errorf("siptest: transport %q", transport)
 	}
 	return p, nil
 }
 
-// Close releases the socket.
+func withServerName(c *tls.Config, addr string) *tls.Config {
+	if c.ServerName != "" || c.InsecureSkipVerify {
+		return c
+	}
+	c = c.Clone()
+	c.ServerName, _, _ = net.SplitHostPort(addr)
+	return c
+}
+
+// Close releases the socket; a WebSocket phone says goodbye first.
 func (p *Phone) Close() {
 	p.once.Do(func() {
 		close(p.done)
 		if p.udp != nil {
 			p.udp.Close()
 		}
-		if p.tcp != nil {
-			p.tcp.Close()
+		if p.stream != nil {
+			if p.wsHost != "" {
+				p.wmu.Lock()
+				_ = p.stream.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+				_ = ws.WriteFrame(p.stream, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))))
+				p.wmu.Unlock()
+			}
+			p.stream.Close()
+		}
+	})
+}
+
+// Abort drops the phone's connection the way a vanished peer does: no
+// WebSocket close, no TLS close_notify, a TCP reset instead of a FIN.
+func (p *Phone) Abort() {
+	p.once.Do(func() {
+		close(p.done)
+		if p.raw != nil {
+			_ = p.raw.SetLinger(0)
+			p.raw.Close()
+		}
+		if p.udp != nil {
+			p.udp.Close()
 		}
 	})
 }
@@ -101,12 +201,26 @@ func (p *Phone) Port() int {
 	return n
 }
 
+// sentBy is the host and port of the phone's Via: its address, or for
+// WebSocket its .invalid name and no port (RFC 7118 section 5).
+func (p *Phone) sentBy() (string, int) {
+	if p.wsHost != "" {
+		return p.wsHost, 0
+	}
+	host, port, _ := net.SplitHostPort(p.Addr())
+	pn, _ := strconv.Atoi(port)
+	return host, pn
+}
+
 // AOR is sip:user@domain.
 func (p *Phone) AOR() string { return "sip:" + p.User + "@" + p.Domain }
 
 // Contact is the phone's contact URI.
 func (p *Phone) Contact() string {
 	addr := p.Addr()
+	if p.wsHost != "" {
+		addr = p.wsHost
+	}
 	if p.ContactAddr != "" {
 		addr = p.ContactAddr
 	}
@@ -115,6 +229,15 @@ func (p *Phone) Contact() string {
 		c += ";transport=" + p.Transport
 	}
 	return c
+}
+
+func (p *Phone) deliver(m sip.Message) bool {
+	select {
+	case p.msgs <- m:
+		return true
+	case <-p.done:
+		return false
+	}
 }
 
 func (p *Phone) readUDP() {
@@ -128,16 +251,14 @@ func (p *Phone) readUDP() {
 		if err != nil {
 			continue
 		}
-		select {
-		case p.msgs <- m:
-		case <-p.done:
+		if !p.deliver(m) {
 			return
 		}
 	}
 }
 
-func (p *Phone) readTCP() {
-	br := bufio.NewReader(p.tcp)
+func (p *Phone) readStream() {
+	br := bufio.NewReader(p.stream)
 	for {
 		var head bytes.Buffer
 		clen := 0
@@ -168,12 +289,44 @@ func (p *Phone) readTCP() {
 		if err != nil {
 			continue
 		}
-		select {
-		case p.msgs <- m:
-		case <-p.done:
+		if !p.deliver(m) {
 			return
 		}
 	}
+}
+
+// readWS reads one SIP message per WebSocket message (RFC 7118 section 5).
+func (p *Phone) readWS() {
+	rw := struct {
+		io.Reader
+		io.Writer
+	}{p.br, lockedWriter{p}}
+	for {
+		data, op, err := wsutil.ReadServerData(rw)
+		if err != nil {
+			return
+		}
+		if op != ws.OpText && op != ws.OpBinary || len(bytes.TrimSpace(data)) == 0 {
+			continue
+		}
+		m, err := sip.ParseMessage(data)
+		if err != nil {
+			continue
+		}
+		if !p.deliver(m) {
+			return
+		}
+	}
+}
+
+// lockedWriter lets the WebSocket reader answer control frames without
+// interleaving with a message being written.
+type lockedWriter struct{ p *Phone }
+
+func (w lockedWriter) Write(b []byte) (int, error) {
+	w.p.wmu.Lock()
+	defer w.p.wmu.Unlock()
+	return w.p.stream.Write(b)
 }
 
 // SendRaw writes bytes to the edge as they are.
@@ -186,7 +339,12 @@ func (p *Phone) SendRaw(b []byte) error {
 		_, err = p.udp.WriteTo(b, a)
 		return err
 	}
-	_, err := p.tcp.Write(b)
+	if p.wsHost != "" {
+		p.wmu.Lock()
+		defer p.wmu.Unlock()
+		return wsutil.WriteClientMessage(p.stream, ws.OpText, b)
+	}
+	_, err := p.stream.Write(b)
 	return err
 }
 
@@ -254,8 +412,7 @@ func (p *Phone) NewRequest(method sip.RequestMethod, ruri string, callID string)
 		panic(err)
 	}
 	req := sip.NewRequest(method, u)
-	host, port, _ := net.SplitHostPort(p.Addr())
-	pn, _ := strconv.Atoi(port)
+	host, pn := p.sentBy()
 	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(p.Transport), Host: host, Port: pn, Params: sip.NewParams()}
 	via.Params.Add("branch", sip.GenerateBranch())
 	via.Params.Add("rport", "")
@@ -379,8 +536,7 @@ func (p *Phone) InDialog(method sip.RequestMethod, invite *sip.Request, ok *sip.
 		}
 	}
 	req := sip.NewRequest(method, *target.Clone())
-	host, port, _ := net.SplitHostPort(p.Addr())
-	pn, _ := strconv.Atoi(port)
+	host, pn := p.sentBy()
 	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(p.Transport), Host: host, Port: pn, Params: sip.NewParams()}
 	via.Params.Add("branch", sip.GenerateBranch())
 	via.Params.Add("rport", "")

@@ -1,0 +1,197 @@
+package edge
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ConnLimits bound the connections of the stream listeners (tcp, tls, ws,
+// wss), so that peers that vanish, stall or never speak cost a bounded
+// amount and never hold up the edge.
+type ConnLimits struct {
+	// Max is how many accepted connections may be open at once across
+	// all stream listeners; one more is closed as soon as it is accepted.
+	// Default 50,000.
+	Max int
+	// IdleTimeout closes a connection that carries nothing for this long.
+	// A registered agent refreshes before its registration expires, so
+	// the default is the longest expiry the registrar grants plus a
+	// minute.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds one write: a peer that stops reading loses its
+	// connection instead of blocking the goroutine writing to it.
+	// Default 10 s.
+	WriteTimeout time.Duration
+	// HandshakeTimeout bounds the time from accepting a connection to its
+	// first bytes (and, for tls and wss, the TLS handshake). Default 10 s.
+	HandshakeTimeout time.Duration
+}
+
+func (l ConnLimits) withDefaults(maxExpires time.Duration) ConnLimits {
+	if l.Max <= 0 {
+		l.Max = 50000
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = maxExpires + time.Minute
+	}
+	if l.WriteTimeout <= 0 {
+		l.WriteTimeout = 10 * time.Second
+	}
+	if l.HandshakeTimeout <= 0 {
+		l.HandshakeTimeout = 10 * time.Second
+	}
+	return l
+}
+
+// transports are sipgo's stream transports with our timeouts; UDP keeps
+// sipgo's defaults.
+func (l ConnLimits) transports() sip.TransportsConfig {
+	tcp := func() *sip.TransportTCP {
+		return &sip.TransportTCP{ReadTimeout: l.IdleTimeout, WriteTimeout: l.WriteTimeout}
+	}
+	ws := func() *sip.TransportWS {
+		return &sip.TransportWS{ReadTimeout: l.IdleTimeout, WriteTimeout: l.WriteTimeout}
+	}
+	return sip.TransportsConfig{
+		TCP: tcp(),
+		TLS: &sip.TransportTLS{TransportTCP: tcp()},
+		WS:  ws(),
+		WSS: &sip.TransportWSS{TransportWS: ws()},
+	}
+}
+
+// listenStream binds a stream listener: limited in connections, and for
+// tls and wss wrapped in TLS.
+func (s *Server) listenStream(proto string, l Listener) (net.Listener, error) {
+	if (proto == "tls" || proto == "wss") && l.TLS == nil {
+		return nil, fmt.Errorf("listen %s %s: no TLS configuration (certificate)", proto, l.Addr)
+	}
+	ln, err := net.Listen("tcp", l.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s %s: %w", proto, l.Addr, err)
+	}
+	var out net.Listener = &limitListener{Listener: ln, conns: s.conns, handshake: s.opts.Connections.HandshakeTimeout}
+	if proto == "tls" || proto == "wss" {
+		out = tls.NewListener(out, l.TLS)
+	}
+	return out, nil
+}
+
+func (s *Server) streamServer(proto string, ln net.Listener) func() error {
+	switch proto {
+	case "tls":
+		return func() error { return s.srv.ServeTLS(ln) }
+	case "ws":
+		return func() error { return s.srv.ServeWS(ln) }
+	case "wss":
+		return func() error { return s.srv.ServeWSS(ln) }
+	default:
+		return func() error { return s.srv.ServeTCP(ln) }
+	}
+}
+
+// connTracker counts the open accepted connections against a maximum.
+type connTracker struct {
+	max     int64
+	open    atomic.Int64
+	refused prometheus.Counter
+}
+
+func newConnTracker(max int, reg prometheus.Registerer) (*connTracker, error) {
+	c := &connTracker{
+		max: int64(max),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "routr", Subsystem: "sip", Name: "connections_refused_total",
+			Help: "Stream connections closed on accept because the connection limit was reached.",
+		}),
+	}
+	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "routr", Subsystem: "sip", Name: "connections_open",
+		Help: "Accepted TCP, TLS, WS and WSS connections open now.",
+	}, func() float64 { return float64(c.open.Load()) })
+	for _, col := range []prometheus.Collector{c.refused, open} {
+		if err := reg.Register(col); err != nil {
+			return nil, fmt.Errorf("edge: metrics: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// Open is how many accepted connections are open.
+func (c *connTracker) Open() int64 { return c.open.Load() }
+
+// limitListener refuses connections over the limit and gives each one it
+// accepts a deadline for its first bytes.
+type limitListener struct {
+	net.Listener
+	conns     *connTracker
+	handshake time.Duration
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.conns.open.Add(1) > l.conns.max {
+			l.conns.open.Add(-1)
+			l.conns.refused.Inc()
+			_ = c.Close()
+			continue
+		}
+		tc := &trackedConn{Conn: c, conns: l.conns, first: time.Now().Add(l.handshake)}
+		_ = c.SetReadDeadline(tc.first)
+		return tc, nil
+	}
+}
+
+// trackedConn releases its place on Close, and until its first bytes
+// arrive keeps any read deadline no later than the handshake deadline:
+// sipgo sets its own (long) idle deadline before every read.
+type trackedConn struct {
+	net.Conn
+	conns   *connTracker
+	first   time.Time
+	spoke   atomic.Bool
+	closing sync.Once
+}
+
+func (c *trackedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 && !c.spoke.Load() {
+		c.spoke.Store(true)
+	}
+	return n, err
+}
+
+func (c *trackedConn) clamp(t time.Time) time.Time {
+	if !c.spoke.Load() && (t.IsZero() || t.After(c.first)) {
+		return c.first
+	}
+	return t
+}
+
+func (c *trackedConn) SetReadDeadline(t time.Time) error {
+	return c.Conn.SetReadDeadline(c.clamp(t))
+}
+
+func (c *trackedConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetReadDeadline(c.clamp(t))
+}
+
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.closing.Do(func() { c.conns.open.Add(-1) })
+	return err
+}
