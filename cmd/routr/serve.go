@@ -121,6 +121,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	})
 	wg.Go(func() { loc.Run(runCtx) })
 	wg.Go(func() { _ = tracker.Run(runCtx) })
+	wg.Go(func() { sip.RunRegistry(runCtx) }) // trunks with outbound.sendRegister
 	wg.Go(func() {
 		if err := hs.Run(runCtx); err != nil {
 			log.Error("http", "error", err)

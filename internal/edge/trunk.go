@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"github.com/icholy/digest"
 
 	"github.com/routr-go/routr/internal/location"
 	"github.com/routr-go/routr/internal/resources"
@@ -53,9 +52,23 @@ func (h *hopper) next() *branch {
 			continue
 		}
 		b.silent = time.After(hopSilence)
+		h.s.fromListener(b.req)
 		return b
 	}
 	return nil
+}
+
+// fromListener makes a UDP request to a provider leave from our listener,
+// the address its Via names, rather than from a fresh socket: sipgo only
+// reuses the listener for addresses it has heard from, and providers
+// expect their trunk's traffic from one address.
+func (s *Server) fromListener(req *sip.Request) {
+	if !strings.EqualFold(req.Transport(), "udp") {
+		return
+	}
+	if ap := s.Addr("udp"); ap.IsValid() {
+		req.Laddr = sip.Addr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())}
+	}
 }
 
 // again is the hopper's retryFunc.
@@ -93,36 +106,13 @@ func status(res *sip.Response) int {
 // later in-dialog requests carry its own numbering, which the provider
 // must see rise.
 func (h *hopper) authorize(b *branch, res *sip.Response) (*branch, error) {
-	chName, answerName := "WWW-Authenticate", "Authorization"
-	if res.StatusCode == 407 {
-		chName, answerName = "Proxy-Authenticate", "Proxy-Authorization"
-	}
-	var chal *digest.Challenge
-	for _, hdr := range res.GetHeaders(chName) {
-		c, err := digest.ParseChallenge(hdr.Value())
-		if err != nil {
-			continue
-		}
-		if chal == nil || strings.EqualFold(c.Algorithm, "SHA-256") {
-			chal = c
-		}
-	}
-	if chal == nil {
-		return nil, errNoChallenge
-	}
-	cred, err := digest.Digest(chal, digest.Options{
-		Method: string(b.req.Method), URI: b.req.Recipient.String(),
-		Username: h.cred.Username, Password: h.cred.Password, Count: 1,
-	})
+	req, err := answerChallenge(b.req, res, h.cred)
 	if err != nil {
 		return nil, err
 	}
-	req := b.req.Clone()
 	if v := req.Via(); v != nil {
 		v.Params.Add("branch", newBranch(req))
 	}
-	req.RemoveHeader(answerName)
-	req.AppendHeader(sip.NewHeader(answerName, cred.String()))
 	return &branch{req: req, authAnswered: true, silent: time.After(hopSilence)}, nil
 }
 

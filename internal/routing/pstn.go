@@ -116,7 +116,7 @@ func Hops(t *resources.Trunk, user string, turn uint64) []Hop {
 		if tp != "udp" {
 			uri += ";transport=" + tp
 		}
-		hops = append(hops, Hop{URI: uri, Host: u.Host, Port: port, Transport: tp})
+		hops = append(hops, Hop{URI: uri, User: u.User, Host: u.Host, Port: port, Transport: tp})
 	}
 	return hops
 }

@@ -70,6 +70,9 @@ type Header struct{ Name, Value string }
 type Hop struct {
 	// URI is the Request-URI the request takes at this hop.
 	URI string
+	// User is the trunk URI's user (uri.user), which the trunk registers
+	// as; it is not the dialed user.
+	User string
 	// Host and Port are where the request goes; Port is never 0.
 	Host string
 	Port int
