@@ -83,6 +83,9 @@ type Server struct {
 	rr      routeToken
 	acks    *ackGate
 	conns   *connTracker
+	// turns counts calls balanced over each peer AOR and trunk
+	// (round-robin); see nextTurn.
+	turns sync.Map
 
 	mu    sync.Mutex
 	bound []boundListener

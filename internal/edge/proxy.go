@@ -69,7 +69,7 @@ func (s *Server) proxyInitial(r *Request) {
 		Source:      r.Src.Addr(),
 		DisplayName: from.DisplayName,
 		Header:      r.headerValue,
-		Turn:        nextTurn,
+		Turn:        s.nextTurn,
 	}, set, s.locate)
 	if !dec.Forward() {
 		s.reply(r, dec.Status, dec.Reason)

@@ -70,6 +70,17 @@ const routingResources = `
    spec: {trunkRef: trunk-02, location: {telUrl: "tel:+15550002222", aorLink: "sip:1001@sip.local"}}}
 - {apiVersion: v2beta1, kind: Peer, ref: peer-voice, metadata: {name: voice},
    spec: {username: voice, aor: "backend:voice", credentialsRef: cred-voice, loadBalancing: {algorithm: round-robin}}}
+- {apiVersion: v2beta1, kind: Credentials, ref: cred-conf, metadata: {name: conf}, spec: {credentials: {username: conf, password: "1234"}}}
+- {apiVersion: v2beta1, kind: Peer, ref: peer-conf, metadata: {name: conference},
+   spec: {username: conf, aor: "backend:conf", credentialsRef: cred-conf, loadBalancing: {algorithm: least-sessions, withSessionAffinity: true}}}
+- {apiVersion: v2beta1, kind: Number, ref: number-conf, metadata: {name: conf},
+   spec: {trunkRef: trunk-01, location: {telUrl: "tel:+18005550123", aorLink: "backend:conf", sessionAffinityHeader: X-Room-Id}}}
+- apiVersion: v2beta1
+  kind: Domain
+  ref: domain-locked
+  metadata: {name: Locked}
+  spec: {accessControlListRef: acl-not-lo, context: {domainUri: locked.test}}
+- {apiVersion: v2beta1, kind: Agent, ref: agent-locked, metadata: {name: locked}, spec: {username: "3001", domainRef: domain-locked, credentialsRef: cred-agent}}
 `
 
 // routingEdge is an edge serving routingResources, with two provider
@@ -305,10 +316,17 @@ func TestAgentToPSTNFailover(t *testing.T) {
 // registerPeer registers an instance of the voice peer.
 func registerPeer(t *testing.T, re *routingEdge) *siptest.Phone {
 	t.Helper()
-	p := re.other(t, "voice", "sip.local")
+	return registerPeerAs(t, re, "voice", 3)
+}
+
+// registerPeerAs registers an instance of the peer user that reports
+// sessions in X-Session-Count.
+func registerPeerAs(t *testing.T, re *routingEdge, user string, sessions int) *siptest.Phone {
+	t.Helper()
+	p := re.other(t, user, "sip.local")
 	req := p.NewRequest(sip.REGISTER, "sip:sip.local", "reg-"+p.Tag)
 	req.AppendHeader(sip.NewHeader("Expires", "300"))
-	req.AppendHeader(sip.NewHeader("X-Session-Count", "3"))
+	req.AppendHeader(sip.NewHeader("X-Session-Count", fmt.Sprint(sessions)))
 	_ = p.Send(req)
 	ch, err := p.Response(sip.REGISTER, wait)
 	if err != nil || ch.StatusCode != 401 {
@@ -426,4 +444,61 @@ func TestFromPSTNToPeer(t *testing.T) {
 		t.Fatalf("trunk got %v %v", r, err)
 	}
 	re.wantEvents(t, "pstn-to-peer", events.TypeCallStarted, events.TypeCallEnded)
+}
+
+func TestFromPSTNLeastSessionsAndAffinity(t *testing.T) {
+	re := startRoutingEdge(t)
+	busy, idle := registerPeerAs(t, re, "conf", 9), registerPeerAs(t, re, "conf", 1)
+	trunk := re.other(t, "+15551234567", "provider.test")
+	call := func(callID, room string) *siptest.Phone {
+		t.Helper()
+		inv := trunk.NewRequest(sip.INVITE, "sip:+18005550123@trunk01.test", callID)
+		inv.AppendHeader(sip.NewHeader("X-Room-Id", room))
+		_ = trunk.Send(inv)
+		got, at, err := siptest.FirstRequest(sip.INVITE, wait, busy, idle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = at.Send(at.Reply(got, 486, "Busy Here"))
+		if r, err := trunk.Response(sip.INVITE, wait); err != nil || r.StatusCode != 486 {
+			t.Fatalf("trunk got %v %v", r, err)
+		}
+		re.wantEvents(t, callID, events.TypeCallStarted, events.TypeCallEnded)
+		return at
+	}
+	// Without the affinity header: least sessions.
+	for i := range 2 {
+		if at := call(fmt.Sprintf("least-%d", i), ""); at != idle {
+			t.Fatalf("call %d went to the busier instance", i)
+		}
+	}
+	// With it: every call of a room on one instance.
+	for _, room := range []string{"r1", "r2", "r3"} {
+		first := call("room-"+room+"-0", room)
+		for i := 1; i < 3; i++ {
+			if at := call(fmt.Sprintf("room-%s-%d", room, i), room); at != first {
+				t.Fatalf("room %s moved to another instance", room)
+			}
+		}
+	}
+}
+
+func TestDomainACLRefusesAgents(t *testing.T) {
+	re := startRoutingEdge(t)
+	p, err := siptest.NewPhone("udp", "3001", "locked.test", "1234", re.udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if res, err := p.Register(300, ""); err != nil || res.StatusCode != 403 {
+		t.Fatalf("REGISTER from outside the domain's ACL: %v %v, want 403", res, err)
+	}
+	inv := p.NewRequest(sip.INVITE, "sip:1001@sip.local", "acl-refused")
+	_ = p.Send(inv)
+	if res, err := p.Response(sip.INVITE, wait); err != nil || res.StatusCode != 403 {
+		t.Fatalf("INVITE from outside the domain's ACL: %v %v, want 403 without a challenge", res, err)
+	}
+	if evs := re.rec.byCall("acl-refused"); len(evs) != 0 {
+		t.Fatalf("refused call has events %v", evs)
+	}
 }

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -122,19 +121,13 @@ func (e edgeError) Error() string { return string(e) }
 
 const errNoChallenge = edgeError("no usable digest challenge")
 
-// turns counts requests balanced over each peer AOR and trunk, for
-// round-robin. Its keys come from resources (peer AORs, trunk refs), so it
-// stays as small as they are.
-//
-// TODO: hold it in Server once edge.go is free to change; being shared by
-// every Server of the process only matters to tests running several.
-var turns sync.Map // string -> *atomic.Uint64
-
-// nextTurn is routing's Turn: how many times key was balanced before.
-func nextTurn(key string) uint64 {
-	c, ok := turns.Load(key)
+// nextTurn is routing's Turn: how many calls were balanced over key (a
+// peer AOR or a trunk) before this one. Keys come from resources, so the
+// counters are as many as they are.
+func (s *Server) nextTurn(key string) uint64 {
+	c, ok := s.turns.Load(key)
 	if !ok {
-		c, _ = turns.LoadOrStore(key, new(atomic.Uint64))
+		c, _ = s.turns.LoadOrStore(key, new(atomic.Uint64))
 	}
 	return c.(*atomic.Uint64).Add(1) - 1
 }
