@@ -75,6 +75,16 @@ const routingResources = `
    spec: {username: conf, aor: "backend:conf", credentialsRef: cred-conf, loadBalancing: {algorithm: least-sessions, withSessionAffinity: true}}}
 - {apiVersion: v2beta1, kind: Number, ref: number-conf, metadata: {name: conf},
    spec: {trunkRef: trunk-01, location: {telUrl: "tel:+18005550123", aorLink: "backend:conf", sessionAffinityHeader: X-Room-Id}}}
+- {apiVersion: v2beta1, kind: Credentials, ref: cred-in, metadata: {name: in}, spec: {credentials: {username: provider, password: in-s3cr3t}}}
+- apiVersion: v2beta1
+  kind: Trunk
+  ref: trunk-03
+  metadata: {name: Authenticating provider}
+  spec:
+    inbound: {uri: trunk03.test, credentialsRef: cred-in}
+    outbound: {uris: [{uri: {host: 127.0.0.1, port: %[1]d}}]}
+- {apiVersion: v2beta1, kind: Number, ref: number-auth, metadata: {name: auth},
+   spec: {trunkRef: trunk-03, location: {telUrl: "tel:+17066040000", aorLink: "sip:1001@sip.local"}}}
 - apiVersion: v2beta1
   kind: Domain
   ref: domain-locked
@@ -500,5 +510,56 @@ func TestDomainACLRefusesAgents(t *testing.T) {
 	}
 	if evs := re.rec.byCall("acl-refused"); len(evs) != 0 {
 		t.Fatalf("refused call has events %v", evs)
+	}
+}
+
+func TestFromPSTNInboundCredentials(t *testing.T) {
+	re := startRoutingEdge(t)
+	agent := re.phone(t, "udp", "1001")
+	mustRegister(t, agent)
+	for _, c := range []struct {
+		name, password string
+		want           int
+	}{{"right password", "in-s3cr3t", 0}, {"wrong password", "nope", 403}} {
+		t.Run(c.name, func(t *testing.T) {
+			trunk, err := siptest.NewPhone("udp", "provider", "provider.test", c.password, re.udp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer trunk.Close()
+			callID := "pstn-auth-" + c.password
+			inv := fromTrunk(t, trunk, "+17066040000", "trunk03.test", callID)
+			ch, err := trunk.Response(sip.INVITE, wait)
+			if err != nil || ch.StatusCode != 407 || !strings.Contains(hdr(ch, "Proxy-Authenticate"), `realm="trunk03.test"`) {
+				t.Fatalf("INVITE from a trunk with inbound credentials: %v %v, want 407 for realm trunk03.test", ch, err)
+			}
+			_ = trunk.Send(siptest.AckFor(inv, ch))
+			authd, err := trunk.Authorize(inv, ch, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = trunk.Send(authd)
+			if c.want != 0 {
+				if r, err := trunk.Response(sip.INVITE, wait); err != nil || r.StatusCode != c.want {
+					t.Fatalf("got %v %v, want %d", r, err, c.want)
+				}
+				if evs := re.rec.byCall(callID); len(evs) != 0 {
+					t.Fatalf("refused call has events %v", evs)
+				}
+				return
+			}
+			got, err := agent.Request(sip.INVITE, wait)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.GetHeader("Proxy-Authorization") != nil {
+				t.Fatal("the trunk's credentials reached the agent")
+			}
+			_ = agent.Send(agent.Reply(got, 480, "Temporarily Unavailable"))
+			if r, err := trunk.Response(sip.INVITE, wait); err != nil || r.StatusCode != 480 {
+				t.Fatalf("trunk got %v %v", r, err)
+			}
+			re.wantEvents(t, callID, events.TypeCallStarted, events.TypeCallEnded)
+		})
 	}
 }
