@@ -55,6 +55,12 @@ type Config struct {
 	HTTPAddr string
 	// HealthChecks enables GET /healthz (ENABLE_HEALTHCHECKS).
 	HealthChecks bool
+	// EnforceE164 rewrites telephone numbers in From, To and the
+	// Request-URI as E.164 before routing (ENFORCE_E164).
+	EnforceE164 bool
+	// EnforceE164MobilePrefix accepts only mobile numbers as such
+	// (ENFORCE_E164_WITH_MOBILE_PREFIX).
+	EnforceE164MobilePrefix bool
 	// LogLevel is LOG_LEVEL.
 	LogLevel slog.Level
 

@@ -170,6 +170,8 @@ func applyEnv(cfg *Config, env func(string) string) []string {
 	e.javaBool("IGNORE_LOOPBACK_FROM_LOCALNETS", &cfg.IgnoreLoopbackFromLocalnets)
 
 	e.javaBool("ENABLE_HEALTHCHECKS", &cfg.HealthChecks)
+	e.javaBool("ENFORCE_E164", &cfg.EnforceE164)
+	e.javaBool("ENFORCE_E164_WITH_MOBILE_PREFIX", &cfg.EnforceE164MobilePrefix)
 	if v, ok := e.get("HTTP_ADDR"); ok {
 		if h, p, err := net.SplitHostPort(v); err != nil || (h != "" && !validHostPort(h)) || !validPort(p) {
 			e.errorf("HTTP_ADDR", "invalid address %q (want host:port, as in 0.0.0.0:8080)", v)

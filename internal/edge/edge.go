@@ -68,6 +68,11 @@ type Options struct {
 	// Connections bound the edge's TCP, TLS, WS and WSS connections; zero
 	// values take the defaults described there.
 	Connections ConnLimits
+	// EnforceE164 rewrites numbers in the Request-URI, From and To of
+	// out-of-dialog requests as E.164 before routing (ENFORCE_E164);
+	// with EnforceE164MobilePrefix, mobile numbers only.
+	EnforceE164             bool
+	EnforceE164MobilePrefix bool
 }
 
 // Server is a running SIP edge.

@@ -62,9 +62,13 @@ func (s *Server) proxyInitial(r *Request) {
 			return
 		}
 	}
+	targetUser := r.Recipient.User
+	if s.opts.EnforceE164 {
+		targetUser = s.e164(targetUser)
+	}
 	dec := routing.Route(routing.Input{
 		From:        caller,
-		TargetUser:  r.Recipient.User,
+		TargetUser:  targetUser,
 		TargetHost:  r.Recipient.Host,
 		Source:      r.Src.Addr(),
 		DisplayName: from.DisplayName,
@@ -77,6 +81,9 @@ func (s *Server) proxyInitial(r *Request) {
 	}
 
 	base := s.prepare(r)
+	if s.opts.EnforceE164 {
+		s.enforceE164(base)
+	}
 	base.RemoveHeader("Proxy-Authorization") // consumed here (RFC 3261 22.3)
 	base.RemoveHeader(routing.HeaderCallDirection)
 	for _, name := range dec.Remove {

@@ -102,7 +102,13 @@ type routingEdge struct {
 
 func startRoutingEdge(t *testing.T) *routingEdge {
 	t.Helper()
-	te := startEdge(t)
+	return withRoutingResources(t, startEdge(t))
+}
+
+// withRoutingResources opens the provider phones and has te serve
+// routingResources.
+func withRoutingResources(t *testing.T, te *testEdge) *routingEdge {
+	t.Helper()
 	re := &routingEdge{testEdge: te}
 	re.primary = te.other(t, "gw1", "provider.test")
 	re.secondary = te.other(t, "gw2", "provider.test")
