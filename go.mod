@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/emiago/sipgo v1.7.3
 	github.com/gobwas/ws v1.3.2
+	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/icholy/digest v1.2.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0

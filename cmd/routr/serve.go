@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	neturl "net/url"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/routr-go/routr/internal/auth"
 	"github.com/routr-go/routr/internal/calls"
 	"github.com/routr-go/routr/internal/config"
+	"github.com/routr-go/routr/internal/connect"
 	"github.com/routr-go/routr/internal/edge"
 	"github.com/routr-go/routr/internal/events"
 	"github.com/routr-go/routr/internal/health"
@@ -83,6 +85,10 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
+	verifier, err := connectVerifier(cfg)
+	if err != nil {
+		return err
+	}
 	sip, err := edge.New(edge.Options{
 		Listeners:     listeners,
 		ExternalAddrs: cfg.ExternalAddrs,
@@ -102,6 +108,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 		RouteSecret:             cfg.Auth.Secret,
 		EnforceE164:             cfg.EnforceE164,
 		EnforceE164MobilePrefix: cfg.EnforceE164MobilePrefix,
+		ConnectVerifier:         verifier,
 	})
 	if err != nil {
 		return err
@@ -197,4 +204,25 @@ func edgeListeners(cfg *config.Config) ([]edge.Listener, error) {
 		out = append(out, l)
 	}
 	return out, nil
+}
+
+// connectVerifier reads the key that verifies X-Connect-Token headers;
+// nil when none is configured.
+func connectVerifier(cfg *config.Config) (*connect.Verifier, error) {
+	if cfg.ConnectVerifierPublicKeyPath == "" {
+		return nil, nil
+	}
+	pemKey, err := os.ReadFile(cfg.ConnectVerifierPublicKeyPath)
+	if err != nil {
+		return nil, fmt.Errorf("CONNECT_VERIFIER_PUBLIC_KEY_PATH: %w", err)
+	}
+	o, err := connect.ParseOptions(cfg.ConnectVerifierOptions)
+	if err != nil {
+		return nil, err
+	}
+	v, err := connect.NewVerifier(pemKey, o)
+	if err != nil {
+		return nil, fmt.Errorf("CONNECT_VERIFIER_PUBLIC_KEY_PATH %s: %w", cfg.ConnectVerifierPublicKeyPath, err)
+	}
+	return v, nil
 }

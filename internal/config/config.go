@@ -61,6 +61,13 @@ type Config struct {
 	// EnforceE164MobilePrefix accepts only mobile numbers as such
 	// (ENFORCE_E164_WITH_MOBILE_PREFIX).
 	EnforceE164MobilePrefix bool
+	// ConnectVerifierPublicKeyPath is the PEM public key that verifies
+	// X-Connect-Token headers (CONNECT_VERIFIER_PUBLIC_KEY_PATH); empty
+	// means tokens are not accepted.
+	ConnectVerifierPublicKeyPath string
+	// ConnectVerifierOptions is CONNECT_VERIFIER_OPTIONS, JSON as Routr
+	// reads it (algorithms, issuer, audience).
+	ConnectVerifierOptions string
 	// LogLevel is LOG_LEVEL.
 	LogLevel slog.Level
 

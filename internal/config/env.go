@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -172,6 +173,16 @@ func applyEnv(cfg *Config, env func(string) string) []string {
 	e.javaBool("ENABLE_HEALTHCHECKS", &cfg.HealthChecks)
 	e.javaBool("ENFORCE_E164", &cfg.EnforceE164)
 	e.javaBool("ENFORCE_E164_WITH_MOBILE_PREFIX", &cfg.EnforceE164MobilePrefix)
+	if v, ok := e.get("CONNECT_VERIFIER_PUBLIC_KEY_PATH"); ok {
+		cfg.ConnectVerifierPublicKeyPath = v
+	}
+	if v, ok := e.get("CONNECT_VERIFIER_OPTIONS"); ok {
+		if !json.Valid([]byte(v)) {
+			e.errorf("CONNECT_VERIFIER_OPTIONS", "not JSON: %q", v)
+		} else {
+			cfg.ConnectVerifierOptions = v
+		}
+	}
 	if v, ok := e.get("HTTP_ADDR"); ok {
 		if h, p, err := net.SplitHostPort(v); err != nil || (h != "" && !validHostPort(h)) || !validPort(p) {
 			e.errorf("HTTP_ADDR", "invalid address %q (want host:port, as in 0.0.0.0:8080)", v)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/routr-go/routr/internal/auth"
 	"github.com/routr-go/routr/internal/calls"
+	"github.com/routr-go/routr/internal/connect"
 	"github.com/routr-go/routr/internal/events"
 	"github.com/routr-go/routr/internal/location"
 	"github.com/routr-go/routr/internal/resources"
@@ -73,6 +74,9 @@ type Options struct {
 	// with EnforceE164MobilePrefix, mobile numbers only.
 	EnforceE164             bool
 	EnforceE164MobilePrefix bool
+	// ConnectVerifier checks X-Connect-Token headers of ephemeral
+	// agents; nil means such requests are answered 500, as in Routr.
+	ConnectVerifier *connect.Verifier
 }
 
 // Server is a running SIP edge.

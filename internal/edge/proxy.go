@@ -14,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/routr-go/routr/internal/calls"
+	"github.com/routr-go/routr/internal/connect"
 	"github.com/routr-go/routr/internal/location"
 	"github.com/routr-go/routr/internal/routing"
 )
@@ -41,7 +42,16 @@ func (s *Server) proxy(r *Request) {
 func (s *Server) proxyInitial(r *Request) {
 	set := s.opts.Resources.Load()
 	from := r.From()
-	caller := routing.Identify(set, from.Address.User, from.Address.Host, r.Recipient.Host)
+	var caller routing.Caller
+	if token := r.headerValue(connect.Header); token != "" {
+		claims, ok := s.verifyConnect(r, token)
+		if !ok {
+			return
+		}
+		caller = routing.Caller{Kind: routing.CallerConnect, Domain: set.DomainByURI(claims.Domain), AORLink: claims.AORLink}
+	} else {
+		caller = routing.Identify(set, from.Address.User, from.Address.Host, r.Recipient.Host)
+	}
 	switch {
 	case caller.Kind == routing.CallerUnknown:
 		s.reply(r, 403, "Forbidden")
@@ -85,6 +95,7 @@ func (s *Server) proxyInitial(r *Request) {
 		s.enforceE164(base)
 	}
 	base.RemoveHeader("Proxy-Authorization") // consumed here (RFC 3261 22.3)
+	base.RemoveHeader(connect.Header)        // a bearer credential: never forwarded
 	base.RemoveHeader(routing.HeaderCallDirection)
 	for _, name := range dec.Remove {
 		base.RemoveHeader(name)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/routr-go/routr/internal/connect"
 	"github.com/routr-go/routr/internal/events"
 	"github.com/routr-go/routr/internal/location"
 	"github.com/routr-go/routr/internal/resources"
@@ -18,6 +19,10 @@ import (
 // register is the registrar (RFC 3261 section 10.3): it authenticates the
 // agent of the To AOR and stores, refreshes or removes its bindings.
 func (s *Server) register(r *Request) {
+	if token := r.headerValue(connect.Header); token != "" && r.GetHeader("Authorization") == nil {
+		s.registerConnect(r, token)
+		return
+	}
 	to := r.To()
 	set := s.opts.Resources.Load()
 	d := set.DomainByURI(to.Address.Host)

@@ -20,6 +20,10 @@ const (
 	CallerPeer
 	// CallerTrunk is a trunk, by its inbound URI.
 	CallerTrunk
+	// CallerConnect is an ephemeral agent of Domain that holds a verified
+	// X-Connect-Token; it calls AORLink (a peer's aor) or, when no peer
+	// has that aor, agents of its domain.
+	CallerConnect
 )
 
 // Caller is who sent a request, as the resources know it.
@@ -29,6 +33,8 @@ type Caller struct {
 	Agent  *resources.Agent
 	Peer   *resources.Peer
 	Trunk  *resources.Trunk
+	// AORLink is where an ephemeral agent's calls go (CallerConnect).
+	AORLink string
 }
 
 // Identify names the sender of an out-of-dialog request from its From
@@ -64,7 +70,7 @@ func Identify(set *resources.Set, fromUser, fromHost, targetHost string) Caller 
 // domain's, the peer's or the trunk's; nil when none does.
 func (c Caller) ACL() *resources.AccessControlList {
 	switch c.Kind {
-	case CallerAgent:
+	case CallerAgent, CallerConnect:
 		if c.Domain != nil {
 			return c.Domain.ACL
 		}
@@ -114,10 +120,13 @@ func (c Caller) Credentials() *resources.Credentials {
 // MustAuthenticate reports whether the caller proves who it is with
 // digest: agents and peers always (unknown ones too, so that they get the
 // same answer as a wrong password), trunks when they have inbound
-// credentials.
+// credentials, ephemeral agents never (their token did).
 func (c Caller) MustAuthenticate() bool {
-	if c.Kind == CallerTrunk {
+	switch c.Kind {
+	case CallerTrunk:
 		return c.Trunk != nil && c.Trunk.InboundCredentials != nil
+	case CallerConnect, CallerUnknown:
+		return false
 	}
-	return c.Kind != CallerUnknown
+	return true
 }

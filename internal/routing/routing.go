@@ -146,8 +146,48 @@ func Route(in Input, set *resources.Set, loc Locator) Decision {
 		return fromAgent(in, set, loc)
 	case CallerPeer:
 		return fromPeer(in, set)
+	case CallerConnect:
+		return fromConnect(in, set, loc)
 	}
 	return reject(403, "Forbidden")
+}
+
+// fromConnect routes a call of an ephemeral agent, as Routr does: to the
+// peer whose aor is the token's aorLink, else to whoever registered the
+// Request-URI's address of record in the agent's domain (ephemeral agents
+// register under their token's aor).
+func fromConnect(in Input, set *resources.Set, loc Locator) Decision {
+	home := in.From.Domain
+	if home == nil {
+		return reject(403, "Forbidden")
+	}
+	if peers := set.PeersByAOR(in.From.AORLink); len(peers) > 0 {
+		d := toPeer(in, peers[0], "", loc)
+		if d.Forward() {
+			d.Direction = AgentToPeer
+			d.Headers = direction(AgentToPeer)
+		}
+		return d
+	}
+	domain := home
+	if d := set.DomainByURI(in.TargetHost); d != nil {
+		domain = d
+	}
+	if domain.Ref != home.Ref || in.TargetUser == "" {
+		return reject(403, "Forbidden")
+	}
+	aor := AOR(in.TargetUser, domain.DomainURI)
+	targets := loc(aor)
+	if len(targets) == 0 {
+		return reject(480, "Temporarily Unavailable")
+	}
+	return Decision{
+		Direction: AgentToAgent,
+		AOR:       aor,
+		Callee:    set.Agent(domain.Ref, in.TargetUser),
+		Targets:   targets,
+		Headers:   direction(AgentToAgent),
+	}
 }
 
 func fromAgent(in Input, set *resources.Set, loc Locator) Decision {

@@ -182,6 +182,17 @@ func TestRoute(t *testing.T) {
 		{name: "peer to pstn without X-DOD-Number", in: Input{From: voice, TargetUser: "+4930123456", TargetHost: "sip.local"}, wantStatus: 400},
 		{name: "peer to pstn from an unknown number", in: Input{From: voice, TargetUser: "+4930123456", TargetHost: "sip.local", Header: headers("X-DOD-Number", "+999")}, wantStatus: 404},
 		{name: "peer from outside its ACL", in: Input{From: voice, TargetUser: "+4930123456", TargetHost: "sip.local", Source: internet, Header: headers("X-DOD-Number", "+17066041487")}, wantStatus: 403},
+		// ephemeral agents (X-Connect-Token)
+		{name: "connect to its peer", in: Input{From: Caller{Kind: CallerConnect, Domain: set.Domain("domain-01"), AORLink: "backend:voice"}, TargetUser: "anything", TargetHost: "sip.local", Source: lan},
+			want:    Decision{Direction: AgentToPeer, AOR: "backend:voice", Targets: []location.Binding{bind("backend:voice", "sip:voice@10.0.0.20:5060", 0)}},
+			headers: []Header{{"X-Call-Direction", "agent-to-peer"}}},
+		{name: "connect to a registered AOR", in: Input{From: Caller{Kind: CallerConnect, Domain: set.Domain("domain-01"), AORLink: "sip:nobody@sip.local"}, TargetUser: "1001", TargetHost: "sip.local"},
+			want:    Decision{Direction: AgentToAgent, AOR: "sip:1001@sip.local", Targets: testLocator("sip:1001@sip.local")},
+			headers: []Header{{"X-Call-Direction", "agent-to-agent"}}},
+		{name: "connect to nobody registered", in: Input{From: Caller{Kind: CallerConnect, Domain: set.Domain("domain-01")}, TargetUser: "eph-9", TargetHost: "sip.local"}, wantStatus: 480},
+		{name: "connect to another domain", in: Input{From: Caller{Kind: CallerConnect, Domain: set.Domain("domain-01")}, TargetUser: "2001", TargetHost: "other.local"}, wantStatus: 403},
+		{name: "connect without domain", in: Input{From: Caller{Kind: CallerConnect}, TargetUser: "1001", TargetHost: "sip.local"}, wantStatus: 403},
+		{name: "connect from outside the domain ACL", in: Input{From: Caller{Kind: CallerConnect, Domain: set.Domain("domain-01"), AORLink: "backend:voice"}, TargetUser: "x", TargetHost: "sip.local", Source: internet}, wantStatus: 403},
 		{name: "peer to agent (unsupported, as in Routr)", in: Input{From: voice, TargetUser: "1001", TargetHost: "sip.local"}, wantStatus: 403},
 	}
 	for _, c := range cases {
