@@ -31,6 +31,8 @@ func testLocator(aor string) []location.Binding {
 		return []location.Binding{bind(aor, "sip:1001@10.0.0.1:5060", 0)}
 	case "backend:voice":
 		return []location.Binding{bind(aor, "sip:voice@10.0.0.21:5060", 0), bind(aor, "sip:voice@10.0.0.20:5060", 0)}
+	case "backend:media":
+		return []location.Binding{bind(aor, "sip:media@192.168.1.9:5060", 0)}
 	case "backend:conference":
 		return []location.Binding{bind(aor, "sip:conference@10.0.0.30:5060", 7), bind(aor, "sip:conference@10.0.0.31:5060", 2)}
 	}
@@ -149,6 +151,9 @@ func TestRoute(t *testing.T) {
 		// agent-to-peer
 		{name: "agent to peer", in: Input{From: agent("1001"), TargetUser: "voice", TargetHost: "sip.local"},
 			want:    Decision{Direction: AgentToPeer, AOR: "backend:voice", Targets: []location.Binding{bind("backend:voice", "sip:voice@10.0.0.20:5060", 0)}, Metadata: map[string]any{"accountRef": "acc-1001"}},
+			headers: []Header{{"X-Call-Direction", "agent-to-peer"}}},
+		{name: "agent to peer at its contactAddr", in: Input{From: agent("1001"), TargetUser: "media", TargetHost: "sip.local"},
+			want:    Decision{Direction: AgentToPeer, AOR: "backend:media", Targets: []location.Binding{bind("backend:media", "sip:media@10.0.0.99:5070", 0)}, Metadata: map[string]any{"accountRef": "acc-1001"}},
 			headers: []Header{{"X-Call-Direction", "agent-to-peer"}}},
 		// from-pstn
 		{name: "from pstn to an agent", in: Input{From: trunk1, TargetUser: "+17066041487", TargetHost: "trunk01.sip.local", Source: provider},
