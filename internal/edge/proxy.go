@@ -708,17 +708,23 @@ func (s *Server) proxyInDialog(r *Request) {
 // runBye forwards a BYE and ends the call with its outcome, whichever side
 // sent it.
 func (s *Server) runBye(r *Request, b *branch) {
-	code := s.forwardOne(r, b)
-	s.opts.Calls.Bye(r.CallID(), code, xHeaders(r.Request))
+	s.forwardOne(r, b, func(code int) {
+		s.opts.Calls.Bye(r.CallID(), code, xHeaders(r.Request))
+	})
 }
 
-// forwardOne forwards a single-branch request and returns the final status
-// the caller got, 0 when the request timed out downstream.
-func (s *Server) forwardOne(r *Request, b *branch) int {
+// forwardOne forwards a single-branch request. final, when not nil, learns
+// the final status before the caller does (0 when the request timed out
+// downstream), so that an event about it is never behind the response.
+func (s *Server) forwardOne(r *Request, b *branch, final func(code int)) {
+	if final == nil {
+		final = func(int) {}
+	}
 	tx, err := s.client.TransactionRequest(context.Background(), b.req, asIs)
 	if err != nil {
+		final(503)
 		s.reply(r, 503, "Service Unavailable")
-		return 503
+		return
 	}
 	s.metrics.clientTx.Inc()
 	defer s.metrics.clientTx.Dec()
@@ -731,15 +737,18 @@ func (s *Server) forwardOne(r *Request, b *branch) int {
 				}
 				continue
 			}
+			final(res.StatusCode)
 			s.relay(r, res, false)
-			return res.StatusCode
+			return
 		case <-tx.Done():
 			if errors.Is(tx.Err(), sip.ErrTransactionTimeout) {
+				final(0)
 				s.reply(r, 408, "Request Timeout")
-				return 0
+				return
 			}
+			final(503)
 			s.reply(r, 503, "Service Unavailable")
-			return 503
+			return
 		}
 	}
 }
