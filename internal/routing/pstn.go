@@ -43,7 +43,7 @@ func toPSTN(in Input, number *resources.Number, private bool) Decision {
 	}
 	pai := "<sip:" + tel + "@" + host + ";user=phone>"
 	if in.DisplayName != "" {
-		pai = strconv.Quote(in.DisplayName) + " " + pai
+		pai = quote(in.DisplayName) + " " + pai
 	}
 	return Decision{
 		Number: number,
@@ -148,4 +148,24 @@ func rotateByWeight(uris []resources.TrunkURI, turn uint64) {
 		}
 		at -= weight(u)
 	}
+}
+
+// quote makes a SIP quoted-string (RFC 3261 25.1): backslash and double
+// quote escaped, UTF-8 kept as it is, control characters dropped.
+func quote(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
