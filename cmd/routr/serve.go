@@ -81,6 +81,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	tracker := calls.NewTracker(calls.Options{Sink: pipe, MaxDuration: cfg.MaxCallDuration, Registerer: reg})
 
 	edge.SetTransactionLinger(cfg.TransactionLinger)
+	edge.SetStackLogger(log.With("component", "edge"))
 	listeners, err := edgeListeners(cfg)
 	if err != nil {
 		return err

@@ -51,7 +51,8 @@ func (l ConnLimits) withDefaults(maxExpires time.Duration) ConnLimits {
 }
 
 // transports are sipgo's stream transports with our timeouts; UDP keeps
-// sipgo's defaults.
+// sipgo's defaults. sipgo gives transports built this way its
+// process-wide logger (see SetStackLogger).
 func (l ConnLimits) transports() sip.TransportsConfig {
 	tcp := func() *sip.TransportTCP {
 		return &sip.TransportTCP{ReadTimeout: l.IdleTimeout, WriteTimeout: l.WriteTimeout}
@@ -97,16 +98,21 @@ func (s *Server) streamServer(proto string, ln net.Listener) func() error {
 	}
 }
 
-// connTracker counts the open accepted connections against a maximum.
+// connTracker counts the open accepted connections against a maximum and
+// knows which remote addresses still have a working one.
 type connTracker struct {
 	max     int64
 	open    atomic.Int64
 	refused prometheus.Counter
+
+	mu   sync.Mutex
+	live map[string]*trackedConn // by remote address
 }
 
 func newConnTracker(max int, reg prometheus.Registerer) (*connTracker, error) {
 	c := &connTracker{
-		max: int64(max),
+		max:  int64(max),
+		live: make(map[string]*trackedConn),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "routr", Subsystem: "sip", Name: "connections_refused_total",
 			Help: "Stream connections closed on accept because the connection limit was reached.",
@@ -126,6 +132,32 @@ func newConnTracker(max int, reg prometheus.Registerer) (*connTracker, error) {
 
 // Open is how many accepted connections are open.
 func (c *connTracker) Open() int64 { return c.open.Load() }
+
+// alive reports whether the connection accepted from addr (host:port) is
+// still open and has not failed.
+func (c *connTracker) alive(addr string) bool {
+	c.mu.Lock()
+	_, ok := c.live[addr]
+	c.mu.Unlock()
+	return ok
+}
+
+func (c *connTracker) add(tc *trackedConn) {
+	c.mu.Lock()
+	c.live[tc.raddr] = tc
+	c.mu.Unlock()
+}
+
+// dead forgets tc as soon as it fails or closes: before sipgo, which
+// first ends the transactions of a dead connection and only then takes it
+// out of its pool, lets anyone route to it again.
+func (c *connTracker) dead(tc *trackedConn) {
+	c.mu.Lock()
+	if c.live[tc.raddr] == tc {
+		delete(c.live, tc.raddr)
+	}
+	c.mu.Unlock()
+}
 
 // limitListener refuses connections over the limit and gives each one it
 // accepts a deadline for its first bytes.
@@ -147,8 +179,9 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			_ = c.Close()
 			continue
 		}
-		tc := &trackedConn{Conn: c, conns: l.conns, first: time.Now().Add(l.handshake)}
+		tc := &trackedConn{Conn: c, conns: l.conns, raddr: c.RemoteAddr().String(), first: time.Now().Add(l.handshake)}
 		_ = c.SetReadDeadline(tc.first)
+		l.conns.add(tc)
 		return tc, nil
 	}
 }
@@ -159,6 +192,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 type trackedConn struct {
 	net.Conn
 	conns   *connTracker
+	raddr   string
 	first   time.Time
 	spoke   atomic.Bool
 	closing sync.Once
@@ -168,6 +202,10 @@ func (c *trackedConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 && !c.spoke.Load() {
 		c.spoke.Store(true)
+	}
+	if err != nil {
+		// sipgo drops a connection on any read error.
+		c.conns.dead(c)
 	}
 	return n, err
 }
@@ -192,6 +230,9 @@ func (c *trackedConn) SetDeadline(t time.Time) error {
 
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
-	c.closing.Do(func() { c.conns.open.Add(-1) })
+	c.closing.Do(func() {
+		c.conns.dead(c)
+		c.conns.open.Add(-1)
+	})
 	return err
 }

@@ -136,7 +136,7 @@ func New(o Options) (*Server, error) {
 		}
 	}
 	o.Connections = o.Connections.withDefaults(o.Registrar.MaxExpires)
-	sipLog := quietSIPLogger(o.Logger)
+	sipLog := demoteConnNoise(quietSIPLogger(o.Logger))
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(o.UserAgent),
 		sipgo.WithUserAgentTransportLayerOptions(
@@ -171,7 +171,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	// Bindings over a connection that closed are not offered to routing.
-	o.Location = flowFilter{Store: o.Location, tl: ua.TransportLayer()}
+	o.Location = flowFilter{Store: o.Location, conns: conns}
 	s := &Server{
 		opts:    o,
 		log:     o.Logger,

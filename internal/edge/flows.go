@@ -4,8 +4,6 @@ import (
 	"context"
 	"strings"
 
-	"github.com/emiago/sipgo/sip"
-
 	"github.com/routr-go/routr/internal/location"
 )
 
@@ -18,7 +16,7 @@ import (
 // registers again over a new connection, which replaces it.
 type flowFilter struct {
 	location.Store
-	tl *sip.TransportLayer
+	conns *connTracker
 }
 
 // Lookup returns the bindings of aor that can still be reached.
@@ -44,20 +42,11 @@ func (f flowFilter) Lookup(ctx context.Context, aor string) ([]location.Binding,
 }
 
 // alive reports whether b can still be reached: over UDP always, over a
-// stream transport while the edge holds a connection from b's source.
+// stream transport while the connection it registered over is open.
 func (f flowFilter) alive(b location.Binding) bool {
 	tp := strings.ToLower(b.Transport)
 	if tp == "" || tp == "udp" || b.Source == "" {
 		return true
 	}
-	pool := f.tl.Pool(tp)
-	if pool == nil {
-		return true
-	}
-	c := pool.Get(b.Source)
-	if c == nil {
-		return false
-	}
-	c.Ref(-1) // Get took a reference
-	return true
+	return f.conns.alive(b.Source)
 }

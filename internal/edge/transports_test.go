@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,7 +115,11 @@ func (me *multiEdge) phoneOver(t *testing.T, transport, user string, withCert bo
 }
 
 func (me *multiEdge) dial(transport, user string, withCert bool) (*siptest.Phone, error) {
-	return siptest.NewPhoneWith(transport, user, "sip.local", "1234", me.srv.Addr(transport).String(),
+	addr := me.srv.Addr(transport)
+	if addr.Addr().IsUnspecified() {
+		addr = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), addr.Port())
+	}
+	return siptest.NewPhoneWith(transport, user, "sip.local", "1234", addr.String(),
 		siptest.Options{TLS: me.pki.clientTLS(withCert)})
 }
 

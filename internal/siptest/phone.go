@@ -45,6 +45,7 @@ type Phone struct {
 	wsHost string
 	msgs   chan sip.Message
 	done   chan struct{}
+	gone   chan struct{} // closed when the reader stops: the edge hung up
 	once   sync.Once
 
 	mu   sync.Mutex
@@ -64,6 +65,9 @@ type Options struct {
 	TLS *tls.Config
 	// WSPath is the request path of the WebSocket handshake ("/" if empty).
 	WSPath string
+	// LocalIP is the address the phone sends from (127.0.0.1 if empty):
+	// another interface's address makes it a peer from another network.
+	LocalIP string
 }
 
 // NewPhone opens a phone that talks to the edge at edgeAddr (host:port).
@@ -76,14 +80,18 @@ func NewPhoneWith(transport, user, domain, password, edgeAddr string, o Options)
 	p := &Phone{
 		User: user, Domain: domain, Password: password, Transport: transport,
 		edge: edgeAddr, msgs: make(chan sip.Message, 256), done: make(chan struct{}),
-		cseq: 1, Tag: sip.GenerateTagN(10),
+		gone: make(chan struct{}), cseq: 1, Tag: sip.GenerateTagN(10),
 	}
 	tlsConf := o.TLS
 	if tlsConf == nil {
 		tlsConf = &tls.Config{InsecureSkipVerify: true}
 	}
+	localIP := o.LocalIP
+	if localIP == "" {
+		localIP = "127.0.0.1"
+	}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var d net.Dialer
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(localIP)}}
 		c, err := d.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
@@ -96,7 +104,7 @@ func NewPhoneWith(transport, user, domain, password, edgeAddr string, o Options)
 	defer cancel()
 	switch transport {
 	case "udp":
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		c, err := net.ListenPacket("udp", net.JoinHostPort(localIP, "0"))
 		if err != nil {
 			return nil, err
 		}
@@ -241,6 +249,7 @@ func (p *Phone) deliver(m sip.Message) bool {
 }
 
 func (p *Phone) readUDP() {
+	defer close(p.gone)
 	buf := make([]byte, 65535)
 	for {
 		n, _, err := p.udp.ReadFrom(buf)
@@ -258,6 +267,7 @@ func (p *Phone) readUDP() {
 }
 
 func (p *Phone) readStream() {
+	defer close(p.gone)
 	br := bufio.NewReader(p.stream)
 	for {
 		var head bytes.Buffer
@@ -297,6 +307,7 @@ func (p *Phone) readStream() {
 
 // readWS reads one SIP message per WebSocket message (RFC 7118 section 5).
 func (p *Phone) readWS() {
+	defer close(p.gone)
 	rw := struct {
 		io.Reader
 		io.Writer
@@ -353,11 +364,24 @@ func (p *Phone) Send(m sip.Message) error {
 	return p.SendRaw([]byte(m.String()))
 }
 
-// Next returns the next message that arrives within d.
+// Next returns the next message that arrives within d. It fails at once
+// when the phone's connection has been closed and nothing is left.
 func (p *Phone) Next(d time.Duration) (sip.Message, error) {
 	select {
 	case m := <-p.msgs:
 		return m, nil
+	default:
+	}
+	select {
+	case m := <-p.msgs:
+		return m, nil
+	case <-p.gone:
+		select {
+		case m := <-p.msgs:
+			return m, nil
+		default:
+			return nil, errors.New("siptest: connection closed")
+		}
 	case <-time.After(d):
 		return nil, errors.New("siptest: nothing arrived")
 	}

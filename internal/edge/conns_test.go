@@ -1,0 +1,215 @@
+package edge
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/routr-go/routr/internal/siptest"
+)
+
+// openFDs counts the process's open file descriptors (Linux).
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(ents)
+}
+
+// settle waits until the goroutines and file descriptors are back to at
+// most their starting level (plus slack for runtime helpers), and so are
+// the accepted connections.
+func (me *multiEdge) settle(t *testing.T, goroutines, fds int, conns int64) {
+	t.Helper()
+	var g, f int
+	var open int64
+	start := time.Now()
+	deadline := start.Add(12 * time.Second)
+	for time.Now().Before(deadline) {
+		g, f, open = runtime.NumGoroutine(), openFDs(t), me.srv.conns.Open()
+		if g <= goroutines+2 && f <= fds && open <= conns {
+			t.Logf("released in %v: goroutines %d (started at %d), fds %d (started at %d)", time.Since(start).Round(time.Millisecond), g, goroutines, f, fds)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	buf := make([]byte, 1<<20)
+	t.Fatalf("not released: goroutines %d (started at %d), fds %d (started at %d), connections open %d (started at %d)\n%s",
+		g, goroutines, f, fds, open, conns, buf[:runtime.Stack(buf, true)])
+}
+
+// TestVanishingWebSocketPeers opens many WS and WSS connections, kills them
+// abruptly in the middle of transactions (TCP reset, no WebSocket close),
+// and checks that the edge keeps answering others, that a callee that
+// vanishes while ringing gets the caller an immediate 503, that its
+// binding is no longer used, and that goroutines, file descriptors and
+// connections return to their starting level.
+func TestVanishingWebSocketPeers(t *testing.T) {
+	me := startMultiEdge(t, nil, nil)
+	control := me.phoneOver(t, "udp", "1003", false)
+	mustRegister(t, control)
+	// Warm up everything that starts lazily (pools, timers, TLS caches).
+	for _, tp := range []string{"ws", "wss"} {
+		p := me.phoneOver(t, tp, "1001", false)
+		mustRegister(t, p)
+		p.Close()
+	}
+	caller := me.phoneOver(t, "tcp", "1001", false) // reliable: its ACKs end transactions at once
+	time.Sleep(100 * time.Millisecond)
+	goroutines, fds, conns := runtime.NumGoroutine(), openFDs(t), me.srv.conns.Open()
+
+	// 1. Many peers send a request and vanish before the answer.
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			tp := []string{"ws", "wss"}[i%2]
+			p, err := me.dial(tp, "1001", false)
+			if err != nil {
+				errs <- err
+				return
+			}
+			req := p.NewRequest(sip.REGISTER, "sip:sip.local", fmt.Sprintf("vanish-%d", i))
+			if i%4 < 2 {
+				req = p.NewRequest(sip.INVITE, "sip:1003@sip.local", fmt.Sprintf("vanish-%d", i))
+			}
+			_ = p.Send(req)
+			if i%10 != 0 {
+				// Most die with the transaction open (an INVITE's 407
+				// awaits its ACK); one in ten before the edge has even
+				// answered, the request still in flight.
+				if _, err := p.Next(wait); err != nil {
+					errs <- err
+				}
+			}
+			p.Abort()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// The edge still answers, over UDP and over a new WebSocket.
+	if res, err := control.Register(300, ""); err != nil || res.StatusCode != 200 {
+		t.Fatalf("control REGISTER after the storm: %v %v", res, err)
+	}
+
+	// 2. Callees that vanish while ringing: each call fails at once, and
+	// the next call rings only the callee still connected.
+	for i := range 10 {
+		tp := []string{"ws", "wss"}[i%2]
+		b := me.phoneOver(t, tp, "1002", false)
+		mustRegister(t, b)
+		c := siptest.Dial(t, caller, b, "1002", fmt.Sprintf("ringing-vanish-%d", i))
+		_ = b.Send(b.Reply(c.Received, 180, "Ringing"))
+		if r, err := caller.Response(sip.INVITE, wait); err != nil || r.StatusCode != 180 {
+			t.Fatalf("180: %v %v", r, err)
+		}
+		start := time.Now()
+		b.Abort()
+		r, err := caller.Response(sip.INVITE, wait)
+		if err != nil || r.StatusCode != 503 {
+			t.Fatalf("callee vanished while ringing: caller got %v %v, want 503", r, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("503 took %v", d)
+		}
+		_ = caller.Send(siptest.AckFor(c.Invite, r))
+	}
+	c := siptest.Dial(t, caller, nil, "1002", "after-vanish")
+	if r, err := caller.Response(sip.INVITE, wait); err != nil || r.StatusCode != 480 {
+		t.Fatalf("call to callees that all vanished: %v %v, want 480", r, err)
+	}
+	_ = c
+
+	// 3. Callers that vanish while their call rings.
+	for i := range 10 {
+		tp := []string{"ws", "wss"}[i%2]
+		a := me.phoneOver(t, tp, "1001", false)
+		c := siptest.Dial(t, a, control, "1003", fmt.Sprintf("caller-vanish-%d", i))
+		_ = control.Send(control.Reply(c.Received, 180, "Ringing"))
+		if r, err := a.Response(sip.INVITE, wait); err != nil || r.StatusCode != 180 {
+			t.Fatalf("180: %v %v", r, err)
+		}
+		a.Abort()
+		time.Sleep(10 * time.Millisecond)
+		_ = control.Send(control.Reply(c.Received, 486, "Busy Here"))
+		if _, err := control.Request(sip.ACK, wait); err != nil {
+			t.Fatalf("edge did not ACK the callee's 486: %v", err)
+		}
+	}
+	if res, err := control.Register(300, ""); err != nil || res.StatusCode != 200 {
+		t.Fatalf("control REGISTER at the end: %v %v", res, err)
+	}
+	me.settle(t, goroutines, fds, conns)
+}
+
+// TestConnectionLimits checks the bounds on accepted connections: silent
+// ones are closed after the handshake timeout, idle ones after the idle
+// timeout (and their bindings are then no longer used), and connections
+// over the maximum are closed on accept.
+func TestConnectionLimits(t *testing.T) {
+	me := startMultiEdge(t, nil, func(o *Options) {
+		o.Connections = ConnLimits{Max: 4, IdleTimeout: 400 * time.Millisecond, HandshakeTimeout: 200 * time.Millisecond}
+	})
+	closedWithin := func(c net.Conn, d time.Duration) bool {
+		_ = c.SetReadDeadline(time.Now().Add(d))
+		_, err := c.Read(make([]byte, 1))
+		ne, ok := err.(net.Error)
+		return err != nil && !(ok && ne.Timeout())
+	}
+	t.Run("silent", func(t *testing.T) {
+		for _, tp := range []string{"tcp", "tls", "ws", "wss"} {
+			c, err := net.Dial("tcp", me.srv.Addr(tp).String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !closedWithin(c, 2*time.Second) {
+				t.Fatalf("%s: a connection that never spoke is still open", tp)
+			}
+			c.Close()
+		}
+	})
+	t.Run("idle", func(t *testing.T) {
+		b := me.phoneOver(t, "ws", "1002", false)
+		mustRegister(t, b)
+		waitFor(t, "idle connection closed", func() bool { return me.srv.conns.Open() == 0 })
+		a := me.phoneOver(t, "udp", "1001", false)
+		siptest.Dial(t, a, nil, "1002", "idle-callee")
+		if r, err := a.Response(sip.INVITE, wait); err != nil || r.StatusCode != 480 {
+			t.Fatalf("call to a callee whose connection idled out: %v %v, want 480", r, err)
+		}
+	})
+	t.Run("max", func(t *testing.T) {
+		var cs []net.Conn
+		for range 4 {
+			c, err := net.Dial("tcp", me.srv.Addr("tcp").String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			cs = append(cs, c)
+		}
+		waitFor(t, "four connections accepted", func() bool { return me.srv.conns.Open() == 4 })
+		extra, err := net.Dial("tcp", me.srv.Addr("tcp").String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !closedWithin(extra, 150*time.Millisecond) {
+			t.Fatal("a fifth connection was kept")
+		}
+		for _, c := range append(cs, extra) {
+			c.Close()
+		}
+		waitFor(t, "connections released", func() bool { return me.srv.conns.Open() == 0 })
+	})
+}
