@@ -20,12 +20,21 @@ type advertiser struct {
 	localIPs  []netip.Addr
 }
 
+// newAdvertiser builds the advertiser. Without localnets, the networks of
+// the edge's own interfaces are local (as the configuration documents):
+// a peer on one of them is reached on the interface address, any other
+// peer on the external address.
 func newAdvertiser(external []string, localnets []netip.Prefix) *advertiser {
 	a := &advertiser{external: external, localnets: localnets}
 	if addrs, err := net.InterfaceAddrs(); err == nil {
 		for _, ad := range addrs {
-			if p, err := netip.ParsePrefix(ad.String()); err == nil {
-				a.localIPs = append(a.localIPs, p.Addr().Unmap())
+			p, err := netip.ParsePrefix(ad.String())
+			if err != nil {
+				continue
+			}
+			a.localIPs = append(a.localIPs, p.Addr().Unmap())
+			if len(localnets) == 0 && !p.Addr().IsLoopback() {
+				a.localnets = append(a.localnets, p.Masked())
 			}
 		}
 	}
