@@ -329,7 +329,7 @@ func (s *Server) runBranches(r *Request, brs []*branch, track bool, again retryF
 	live := 0
 	var start func(b *branch)
 	start = func(b *branch) {
-		tx, err := s.client.TransactionRequest(context.Background(), b.req, asIs)
+		tx, err := s.clientRequest(b.req)
 		if err != nil {
 			b.final = true
 			s.log.Debug("forward failed", "call_id", callID, "dest", b.req.Destination(), "error", err)

@@ -210,6 +210,12 @@ func (s *Server) registerOnce(ctx context.Context, req *sip.Request) (*sip.Respo
 	ctx, cancel := context.WithTimeout(ctx, registryWait)
 	defer cancel()
 	tx, err := s.client.TransactionRequest(ctx, req, asIs)
+	if err != nil && req.Laddr.Port != 0 {
+		// Our listener is bound but not serving yet: leave from a
+		// socket of sipgo's choosing this time.
+		req.Laddr = sip.Addr{}
+		tx, err = s.client.TransactionRequest(ctx, req, asIs)
+	}
 	if err != nil {
 		return nil, err
 	}

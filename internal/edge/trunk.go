@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,19 @@ func (h *hopper) next() *branch {
 		return b
 	}
 	return nil
+}
+
+// clientRequest starts a client transaction for req. When req asks to
+// leave from our listener and sipgo cannot use it (the listener is bound
+// but not serving yet), it leaves from a socket of sipgo's choosing
+// rather than not at all.
+func (s *Server) clientRequest(req *sip.Request) (sip.ClientTransaction, error) {
+	tx, err := s.client.TransactionRequest(context.Background(), req, asIs)
+	if err != nil && req.Laddr.Port != 0 {
+		req.Laddr = sip.Addr{}
+		tx, err = s.client.TransactionRequest(context.Background(), req, asIs)
+	}
+	return tx, err
 }
 
 // fromListener makes a UDP request to a provider leave from our listener,
