@@ -11,6 +11,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/routr-go/routr/internal/events"
 	"github.com/routr-go/routr/internal/siptest"
 )
 
@@ -50,7 +51,8 @@ func (me *multiEdge) settle(t *testing.T, goroutines, fds int, conns int64) {
 // abruptly in the middle of transactions (TCP reset, no WebSocket close),
 // and checks that the edge keeps answering others, that a callee that
 // vanishes while ringing gets the caller an immediate 503, that its
-// binding is no longer used, and that goroutines, file descriptors and
+// binding is no longer used, that a caller that vanishes while ringing has
+// the callee's INVITE cancelled, and that goroutines, file descriptors and
 // connections return to their starting level.
 func TestVanishingWebSocketPeers(t *testing.T) {
 	me := startMultiEdge(t, nil, nil)
@@ -142,11 +144,17 @@ func TestVanishingWebSocketPeers(t *testing.T) {
 			t.Fatalf("180: %v %v", r, err)
 		}
 		a.Abort()
-		time.Sleep(10 * time.Millisecond)
-		_ = control.Send(control.Reply(c.Received, 486, "Busy Here"))
-		if _, err := control.Request(sip.ACK, wait); err != nil {
-			t.Fatalf("edge did not ACK the callee's 486: %v", err)
+		// Nobody is left to take the call: the edge cancels it.
+		cancel, err := control.Request(sip.CANCEL, wait)
+		if err != nil {
+			t.Fatalf("caller vanished while ringing: %v, want a CANCEL to the callee", err)
 		}
+		_ = control.Send(control.Reply(cancel, 200, "OK"))
+		_ = control.Send(control.Reply(c.Received, 487, "Request Terminated"))
+		if _, err := control.Request(sip.ACK, wait); err != nil {
+			t.Fatalf("edge did not ACK the callee's 487: %v", err)
+		}
+		me.wantEvents(t, c.CallID, events.TypeCallStarted, events.TypeCallEnded)
 	}
 	if res, err := control.Register(300, ""); err != nil || res.StatusCode != 200 {
 		t.Fatalf("control REGISTER at the end: %v %v", res, err)

@@ -2,7 +2,11 @@ package edge
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"sync"
+
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/routr-go/routr/internal/location"
 )
@@ -49,4 +53,20 @@ func (f flowFilter) alive(b location.Binding) bool {
 		return true
 	}
 	return f.conns.alive(b.Source)
+}
+
+// callerVanished is closed when the server transaction of a request ends
+// because its connection closed (sipgo ends the transactions of a closed
+// connection at once): a WebRTC caller that closes its tab while the call
+// rings. The proxy then cancels the branches instead of letting the
+// callees ring for nobody.
+func callerVanished(tx sip.ServerTransaction) <-chan struct{} {
+	ch := make(chan struct{})
+	var once sync.Once
+	tx.OnTerminate(func(_ string, err error) {
+		if errors.Is(err, sip.ErrTransactionTransport) {
+			once.Do(func() { close(ch) })
+		}
+	})
+	return ch
 }

@@ -372,6 +372,7 @@ func (s *Server) runBranches(r *Request, brs []*branch, track bool, again retryF
 	}
 
 	var cancelled chan *sip.Request
+	var vanished <-chan struct{}
 	if r.Method == sip.INVITE && r.Tx != nil {
 		cancelled = make(chan *sip.Request, 1)
 		r.Tx.OnCancel(func(c *sip.Request) {
@@ -381,6 +382,7 @@ func (s *Server) runBranches(r *Request, brs []*branch, track bool, again retryF
 			default:
 			}
 		})
+		vanished = callerVanished(r.Tx)
 	}
 
 	var (
@@ -426,6 +428,15 @@ func (s *Server) runBranches(r *Request, brs []*branch, track bool, again retryF
 			wasCancel = !answered
 			if wasCancel && track {
 				s.opts.Calls.Cancelled(callID, xHeaders(c))
+			}
+			cancelOthers(nil)
+		case <-vanished:
+			// The caller's connection closed: no one is left to take
+			// the call, so it ends as if cancelled.
+			vanished, cancelled = nil, nil
+			wasCancel = !answered
+			if wasCancel && track {
+				s.opts.Calls.Cancelled(callID, nil)
 			}
 			cancelOthers(nil)
 		case ev := <-evs:
