@@ -210,6 +210,19 @@ func (c *trackedConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// Write gives up on the connection at the first failed write: a write
+// that timed out (the peer stopped reading) may have left half a message
+// on the stream, and every later write would wait out its own deadline.
+// Closing it ends sipgo's reader and with it the connection's transactions.
+func (c *trackedConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if err != nil {
+		c.conns.dead(c)
+		_ = c.Conn.Close()
+	}
+	return n, err
+}
+
 func (c *trackedConn) clamp(t time.Time) time.Time {
 	if !c.spoke.Load() && (t.IsZero() || t.After(c.first)) {
 		return c.first

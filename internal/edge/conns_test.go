@@ -3,13 +3,17 @@ package edge
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 
 	"github.com/routr-go/routr/internal/events"
 	"github.com/routr-go/routr/internal/siptest"
@@ -220,4 +224,51 @@ func TestConnectionLimits(t *testing.T) {
 		}
 		waitFor(t, "connections released", func() bool { return me.srv.conns.Open() == 0 })
 	})
+}
+
+// TestStalledReaderLosesConnection has a WebSocket peer send requests and
+// never read the answers: once the edge's writes to it time out, the edge
+// drops the connection, and other peers are served throughout.
+func TestStalledReaderLosesConnection(t *testing.T) {
+	me := startMultiEdge(t, nil, func(o *Options) {
+		o.Connections = ConnLimits{WriteTimeout: 200 * time.Millisecond}
+	})
+	control := me.phoneOver(t, "udp", "1003", false)
+	stalled, err := net.Dial("tcp", me.srv.Addr("ws").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	_ = stalled.(*net.TCPConn).SetReadBuffer(1024)
+	if _, _, err := (ws.Dialer{Protocols: []string{"sip"}}).Upgrade(stalled, &url.URL{Scheme: "ws", Host: me.srv.Addr("ws").String(), Path: "/"}); err != nil {
+		t.Fatal(err)
+	}
+	opts := func(i int) []byte {
+		// The Via comes back in the answer: a long one makes the edge
+		// write as much as it reads.
+		return []byte(fmt.Sprintf("OPTIONS sip:sip.local SIP/2.0\r\nVia: SIP/2.0/WS stall.invalid;branch=z9hG4bK-stall-%d;pad=%s\r\n"+
+			"Max-Forwards: 70\r\nFrom: <sip:1001@sip.local>;tag=st\r\nTo: <sip:sip.local>\r\nCall-ID: stall-%d\r\nCSeq: 1 OPTIONS\r\n"+
+			"Content-Length: 0\r\n\r\n", i, strings.Repeat("x", 4000), i))
+	}
+	start := time.Now()
+	sent := 0
+	var werr error
+	for ; time.Since(start) < 10*time.Second; sent++ {
+		_ = stalled.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if werr = wsutil.WriteClientText(stalled, opts(sent)); werr != nil {
+			break // the edge closed it, or stopped reading
+		}
+		i := sent
+		if i%500 == 499 {
+			if res, err := control.Register(300, ""); err != nil || res.StatusCode != 200 {
+				t.Fatalf("REGISTER while a peer stalls: %v %v", res, err)
+			}
+		}
+	}
+	t.Logf("sent %d requests in %v, then %v", sent, time.Since(start).Round(time.Millisecond), werr)
+	waitFor(t, "stalled connection dropped", func() bool { return me.srv.conns.Open() == 0 })
+	if res, err := control.Register(300, ""); err != nil || res.StatusCode != 200 {
+		t.Fatalf("REGISTER after the stall: %v %v", res, err)
+	}
+	t.Logf("stalled peer dropped after %v", time.Since(start).Round(time.Millisecond))
 }
