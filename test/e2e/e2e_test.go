@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,15 +51,29 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// nextPort walks ports below the kernel's ephemeral range (32768 and up
+// on Linux): a port the kernel handed out with ":0" and that was then
+// closed may be handed out again at once, to an outgoing connection of
+// another test, between freePort and the binary binding it. Each test
+// binary starts at its own offset so that packages running side by side
+// rarely meet.
+var nextPort atomic.Int32
+
+func init() { nextPort.Store(int32(20000 + (os.Getpid()%100)*100)) }
+
 // freePort returns a port free for both UDP and TCP on loopback.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	for i := 0; i < 1000; i++ {
+		port := int(nextPort.Add(1))
+		if port >= 32000 {
+			nextPort.Store(20000)
+			continue
 		}
-		port := l.Addr().(*net.TCPAddr).Port
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
 		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 		l.Close()
 		if err == nil {
