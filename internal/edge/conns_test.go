@@ -272,3 +272,35 @@ func TestStalledReaderLosesConnection(t *testing.T) {
 	}
 	t.Logf("stalled peer dropped after %v", time.Since(start).Round(time.Millisecond))
 }
+
+// TestByeToVanishedWebSocketPeer hangs up a call whose WebSocket caller
+// vanished after answering: the callee's BYE is answered 480 at once (the
+// edge does not try to dial the peer) and the call ends.
+func TestByeToVanishedWebSocketPeer(t *testing.T) {
+	me := startMultiEdge(t, nil, nil)
+	for _, tp := range []string{"ws", "wss"} {
+		t.Run(tp, func(t *testing.T) {
+			a := me.phoneOver(t, tp, "1001", false)
+			b := me.phoneOver(t, "udp", "1002", false)
+			mustRegister(t, b)
+			c := siptest.Dial(t, a, b, "1002", "bye-vanished-"+tp)
+			ok := c.Answer()
+			a.Abort()
+			// The edge rewrote the caller's .invalid Contact to where its
+			// connection comes from.
+			cu := c.Received.Contact().Address
+			flow := net.JoinHostPort(cu.Host, fmt.Sprint(cu.Port))
+			waitFor(t, "caller's connection noticed gone", func() bool { return !me.srv.conns.alive(flow) })
+			start := time.Now()
+			_ = b.Send(b.InDialog(sip.BYE, c.Received, ok, false, 1))
+			res, err := b.Response(sip.BYE, wait)
+			if err != nil || res.StatusCode != 480 {
+				t.Fatalf("BYE to a vanished WebSocket peer: %v %v, want 480", res, err)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Fatalf("480 took %v", d)
+			}
+			me.wantEvents(t, c.CallID, events.TypeCallStarted, events.TypeCallAnswered, events.TypeCallEnded)
+		})
+	}
+}

@@ -70,3 +70,34 @@ func callerVanished(tx sip.ServerTransaction) <-chan struct{} {
 	})
 	return ch
 }
+
+// errNoFlow says the next hop is a WebSocket peer the edge has no
+// connection to.
+var errNoFlow = errors.New("no connection to the WebSocket peer")
+
+// noFlow reports whether dest, over ws or wss, is a peer the edge holds no
+// connection to. RFC 7118 clients accept no connections, and their hosts
+// are often .invalid names: dialing would only look up a name that cannot
+// exist, or wait minutes on an address behind NAT.
+func (s *Server) noFlow(transport, dest string) bool {
+	if transport != "ws" && transport != "wss" || s.conns.alive(dest) {
+		return false
+	}
+	// A connection the edge opened itself (to a server) is in sipgo's pool.
+	if pool := s.ua.TransportLayer().Pool(transport); pool != nil {
+		if c := pool.Get(dest); c != nil {
+			c.Ref(-1) // Get took a reference
+			return false
+		}
+	}
+	return true
+}
+
+// peerGone answers an in-dialog request whose next hop vanished with 480;
+// a BYE still ends the call.
+func (s *Server) peerGone(r *Request) {
+	s.reply(r, 480, "Temporarily Unavailable")
+	if r.Method == sip.BYE {
+		s.opts.Calls.Bye(r.CallID(), 480, xHeaders(r.Request))
+	}
+}

@@ -705,6 +705,10 @@ func (s *Server) proxyInDialog(r *Request) {
 		return
 	}
 	b, err := s.nextHop(r, req)
+	if errors.Is(err, errNoFlow) {
+		s.peerGone(r)
+		return
+	}
 	if err != nil {
 		s.reply(r, 400, "Bad Request")
 		return
@@ -782,6 +786,9 @@ func (s *Server) nextHop(r *Request, req *sip.Request) (*branch, error) {
 		transport = "tls"
 	}
 	dest := hostPort(target, transport)
+	if s.noFlow(transport, dest) {
+		return nil, errNoFlow
+	}
 	peer := addrOf(dest)
 	req.PrependHeader(s.via(transport, peer, newBranch(req)))
 	req.SetTransport(strings.ToUpper(transport))
