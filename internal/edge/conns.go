@@ -2,10 +2,12 @@ package edge
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -32,6 +34,10 @@ type ConnLimits struct {
 	// HandshakeTimeout bounds the time from accepting a connection to its
 	// first bytes (and, for tls and wss, the TLS handshake). Default 10 s.
 	HandshakeTimeout time.Duration
+
+	// sendBuffer, when set, fixes the kernel send buffer of accepted
+	// connections (tests: a stalled peer blocks writes sooner).
+	sendBuffer int
 }
 
 func (l ConnLimits) withDefaults(maxExpires time.Duration) ConnLimits {
@@ -78,7 +84,7 @@ func (s *Server) listenStream(proto string, l Listener) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen %s %s: %w", proto, l.Addr, err)
 	}
-	var out net.Listener = &limitListener{Listener: ln, conns: s.conns, handshake: s.opts.Connections.HandshakeTimeout}
+	var out net.Listener = &limitListener{Listener: ln, conns: s.conns, handshake: s.opts.Connections.HandshakeTimeout, sendBuffer: s.opts.Connections.sendBuffer}
 	if proto == "tls" || proto == "wss" {
 		out = tls.NewListener(out, l.TLS)
 	}
@@ -163,15 +169,29 @@ func (c *connTracker) dead(tc *trackedConn) {
 // accepts a deadline for its first bytes.
 type limitListener struct {
 	net.Listener
-	conns     *connTracker
-	handshake time.Duration
+	conns      *connTracker
+	handshake  time.Duration
+	sendBuffer int
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
+	var backoff time.Duration
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			return nil, err
+			if !acceptRetryable(err) {
+				return nil, err
+			}
+			// Out of file descriptors, or a connection gone before it
+			// was accepted: sipgo stops serving on any Accept error, so
+			// wait and try again, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		if tc, ok := c.(*net.TCPConn); ok && l.sendBuffer > 0 {
+			_ = tc.SetWriteBuffer(l.sendBuffer)
 		}
 		if l.conns.open.Add(1) > l.conns.max {
 			l.conns.open.Add(-1)
@@ -184,6 +204,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		l.conns.add(tc)
 		return tc, nil
 	}
+}
+
+func acceptRetryable(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.ECONNABORTED)
 }
 
 // trackedConn releases its place on Close, and until its first bytes

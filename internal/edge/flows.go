@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"strings"
 	"sync"
@@ -83,14 +84,30 @@ func (s *Server) noFlow(transport, dest string) bool {
 	if transport != "ws" && transport != "wss" || s.conns.alive(dest) {
 		return false
 	}
-	// A connection the edge opened itself (to a server) is in sipgo's pool.
+	// A connection the edge opened itself (to a server) is in sipgo's pool;
+	// an accepted one may still be there for a moment after it failed.
 	if pool := s.ua.TransportLayer().Pool(transport); pool != nil {
 		if c := pool.Get(dest); c != nil {
 			c.Ref(-1) // Get took a reference
-			return false
+			return accepted(c)
 		}
 	}
 	return true
+}
+
+// accepted reports whether c is a WebSocket connection a peer opened to
+// the edge (rather than one the edge dialed).
+func accepted(c sip.Connection) bool {
+	wc, ok := c.(*sip.WSConnection)
+	if !ok {
+		return false
+	}
+	nc := wc.Conn
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	_, ok = nc.(*trackedConn)
+	return ok
 }
 
 // peerGone answers an in-dialog request whose next hop vanished with 480;
