@@ -253,11 +253,17 @@ type stepResult struct {
 	RSSMB      float64 `json:"edge_rss_mb"`
 	PeakRSSMB  float64 `json:"edge_rss_peak_mb"`
 	Goroutines int     `json:"edge_goroutines"`
+	// Datagrams the kernel dropped at the edge's UDP socket (receive
+	// buffer full), from /proc/net/udp; sipp's are in sipp_udp_drops.
+	EdgeUDPDrops int64 `json:"edge_udp_drops"`
+	SippUDPDrops int64 `json:"sipp_udp_drops"`
 
 	EventsByType map[string]eventStats `json:"event_counts,omitempty"`
-	OtherEvents  map[string]int        `json:"other_events,omitempty"`
-	EdgeDropped  int                   `json:"edge_events_dropped,omitempty"`
-	EventsSettle float64               `json:"events_settle_s,omitempty"`
+	EndedCauses  map[string]int        `json:"ended_causes,omitempty"` // call.ended by hangupCause
+	okIDs        map[string]bool
+	OtherEvents  map[string]int `json:"other_events,omitempty"`
+	EdgeDropped  int            `json:"edge_events_dropped,omitempty"`
+	EventsSettle float64        `json:"events_settle_s,omitempty"`
 
 	LoadStart string   `json:"loadavg_start"`
 	LoadEnd   string   `json:"loadavg_end"`
@@ -269,31 +275,39 @@ type stepResult struct {
 }
 
 type summary struct {
-	Type              string             `json:"type"` // "summary"
-	Ladder            string             `json:"ladder"`
-	Events            string             `json:"events"`
-	Rep               int                `json:"rep"`
-	HighestClean      int                `json:"highest_clean_rate"`
-	FirstFailed       int                `json:"first_failed_rate,omitempty"`
-	FailedWhy         []string           `json:"first_failed_why,omitempty"`
-	Steps             int                `json:"steps"`
-	EdgeExit          int                `json:"edge_exit_code"`
-	EdgeStopS         float64            `json:"edge_stop_s"`
-	LogWarn           int                `json:"edge_log_warn"`
-	LogError          int                `json:"edge_log_error"`
-	Crash             []string           `json:"edge_crash,omitempty"`
-	Drained           bool               `json:"drained"`
-	DrainS            float64            `json:"drain_s"`
-	AfterDrain        map[string]float64 `json:"after_drain,omitempty"`
-	GoroutinesStart   int                `json:"goroutines_start"`
-	Restarts          int                `json:"edge_restarts,omitempty"` // routr stopped from outside and started again
-	GoroutinesBack    bool               `json:"goroutines_back"`         // within goroutineSlack of the start after the drain
-	GoroutineTop      []string           `json:"goroutine_top,omitempty"` // largest groups of the pprof dump when not back
-	GoroutineDump     string             `json:"goroutine_dump,omitempty"`
-	HeapAfterGCMB     float64            `json:"heap_inuse_after_gc_mb"` // after the drain and a forced GC
-	HeapProfile       string             `json:"heap_profile,omitempty"`
-	CallersRegistered int                `json:"callers_registered,omitempty"` // calls ladder: agents registered from the caller port (not needed for routing)
-	Log               string             `json:"edge_log"`
+	Type            string             `json:"type"` // "summary"
+	Ladder          string             `json:"ladder"`
+	Events          string             `json:"events"`
+	Rep             int                `json:"rep"`
+	HighestClean    int                `json:"highest_clean_rate"`
+	FirstFailed     int                `json:"first_failed_rate,omitempty"`
+	FailedWhy       []string           `json:"first_failed_why,omitempty"`
+	Steps           int                `json:"steps"`
+	EdgeExit        int                `json:"edge_exit_code"`
+	EdgeStopS       float64            `json:"edge_stop_s"`
+	LogWarn         int                `json:"edge_log_warn"`
+	LogError        int                `json:"edge_log_error"`
+	Crash           []string           `json:"edge_crash,omitempty"`
+	Drained         bool               `json:"drained"`
+	DrainS          float64            `json:"drain_s"`
+	AfterDrain      map[string]float64 `json:"after_drain,omitempty"`
+	GoroutinesStart int                `json:"goroutines_start"`
+	Restarts        int                `json:"edge_restarts,omitempty"` // routr stopped from outside and started again
+	GoroutinesBack  bool               `json:"goroutines_back"`         // within goroutineSlack of the start after the drain
+	GoroutineTop    []string           `json:"goroutine_top,omitempty"` // largest groups of the pprof dump when not back
+	GoroutineDump   string             `json:"goroutine_dump,omitempty"`
+	HeapAfterGCMB   float64            `json:"heap_inuse_after_gc_mb"` // after the drain and a forced GC
+	HeapProfile     string             `json:"heap_profile,omitempty"`
+	// Events of the failed step counted again after the drain: what was
+	// only late (e.g. a BYE that timed out 32 s later) is no longer lost.
+	FailedStepEventsAfterDrain map[string]eventStats `json:"failed_step_events_after_drain,omitempty"`
+	FailedStepCausesAfterDrain map[string]int        `json:"failed_step_causes_after_drain,omitempty"`
+	// Calls of the failed step started and still not ended after the
+	// drain (successful or not): the edge still tracks them.
+	FailedStepUnended       int      `json:"failed_step_unended,omitempty"`
+	FailedStepUnendedSample []string `json:"failed_step_unended_sample,omitempty"`
+	CallersRegistered       int      `json:"callers_registered,omitempty"` // calls ladder: agents registered from the caller port (not needed for routing)
+	Log                     string   `json:"edge_log"`
 
 	steps []stepResult
 }
@@ -427,6 +441,17 @@ func (b *bench) ladder(ctx context.Context, ladder string, eventsOn bool, rep in
 					sum.AfterDrain[k] = v
 				}
 			}
+			if n := len(sum.steps); ctr != nil && n > 0 && !sum.steps[n-1].Clean {
+				last := sum.steps[n-1]
+				sum.FailedStepEventsAfterDrain = map[string]eventStats{}
+				for t := range last.EventsByType {
+					sum.FailedStepEventsAfterDrain[t] = ctr.stats(last.Tag, t, last.okIDs, last.Successful)
+				}
+				if ladder == ladderCalls {
+					sum.FailedStepCausesAfterDrain = ctr.causes(last.Tag)
+					sum.FailedStepUnended, sum.FailedStepUnendedSample = ctr.unended(last.Tag, 3)
+				}
+			}
 			// Heap after a forced GC (pprof's gc=1): what the load left
 			// behind, garbage excluded. The profile is kept for pprof.
 			heapPath := filepath.Join(b.outDir, "heap-"+label+".pprof")
@@ -523,6 +548,7 @@ func (b *bench) step(ctx context.Context, e *edge, ctr *counter, ladder, mode st
 		return res, false, fmt.Errorf("routr is not running (exit code %d); log %s:\n%s", e.proc.exitCode(), e.logPath, tail(e.logPath, 20))
 	}
 	cpu0, _ := procCPU(e.proc.pid())
+	edgeDrops0 := udpDrops(b.sipPort)
 	self0 := selfCPU()
 	res.LoadStart = loadAvg()
 	t0 := time.Now()
@@ -535,7 +561,9 @@ func (b *bench) step(ctx context.Context, e *edge, ctr *counter, ladder, mode st
 			"-inf", filepath.Join(b.cfgDir, "users.csv"), "-set", "domain", domain, "-set", "expires", "3600",
 			"-p", strconv.Itoa(b.regPort), "-r", strconv.Itoa(rate), "-m", strconv.Itoa(m), "-l", strconv.Itoa(max(rate, 100)),
 			"-timeout", strconv.Itoa(timeout) + "s", "-cid_str", tag + "-%u-%p@%s", "-trace_rtt", "-rtt_freq", rttFreq,
-			"-trace_logs", "-log_file", filepath.Join(dir, "register_ok.log")}, common...)
+			"-trace_logs", "-log_file", filepath.Join(dir, "register_ok.log"),
+			// no BYE for an aborted REGISTER (sipp's default would send one)
+			"-default_behaviors", "all,-bye"}, common...)
 	} else {
 		uas = &sippRun{name: "callee", dir: dir, m: m}
 		uas.args = append([]string{"-sf", filepath.Join(b.scen, "callee.xml"), "-set", "user", "u000001",
@@ -554,6 +582,29 @@ func (b *bench) step(ctx context.Context, e *edge, ctr *counter, ladder, mode st
 	if err := b.startSipp(uac); err != nil {
 		return res, false, err
 	}
+	// sipp's sockets vanish with it: sample their drop counters meanwhile.
+	sippPorts := []int{b.regPort}
+	if uas != nil {
+		sippPorts = []int{b.uacPort, b.uasPort}
+	}
+	sampled := make(chan int64, 1)
+	stopSampling := make(chan struct{})
+	go func() {
+		var last int64
+		for {
+			var n int64
+			for _, p := range sippPorts {
+				n += udpDrops(p)
+			}
+			last = max(last, n)
+			select {
+			case <-stopSampling:
+				sampled <- last
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}()
 	if !uac.wait(ctx, time.Duration(timeout+15)*time.Second) {
 		uac.proc.stop(syscall.SIGKILL, time.Second)
 		uac.finished = time.Now()
@@ -564,6 +615,8 @@ func (b *bench) step(ctx context.Context, e *edge, ctr *counter, ladder, mode st
 		uas.proc.stop(syscall.SIGTERM, 5*time.Second)
 		uas.finished = time.Now()
 	}
+	close(stopSampling)
+	res.SippUDPDrops = <-sampled
 	res.SippWall = round(uac.finished.Sub(uac.started).Seconds(), 2)
 
 	// Events: wait until the edge's queue is empty and nothing new arrives.
@@ -593,6 +646,7 @@ func (b *bench) step(ctx context.Context, e *edge, ctr *counter, ladder, mode st
 		}
 	}
 	res.EdgeCPU = round(cpu1-cpu0, 2)
+	res.EdgeUDPDrops = udpDrops(b.sipPort) - edgeDrops0
 	res.BenchCPU = round(selfCPU()-self0, 2)
 	if ctr == nil {
 		res.BenchCPU = 0
@@ -679,9 +733,13 @@ func (b *bench) step(ctx context.Context, e *edge, ctr *counter, ladder, mode st
 		if o := ctr.otherTypes(tag, types...); len(o) > 0 {
 			res.OtherEvents = o
 		}
-		if drops, _ := ctr.slowConsumerDrops(); drops > 0 {
-			res.Why = append(res.Why, fmt.Sprintf("subscriber slow-consumer drops: %d (measurement invalid)", drops))
+		if ladder == ladderCalls {
+			res.EndedCauses = ctr.causes(tag)
 		}
+		if drops, disc := ctr.slowConsumerDrops(); drops > 0 || disc > 0 {
+			res.Why = append(res.Why, fmt.Sprintf("subscriber slow-consumer drops %d, disconnects %d (measurement invalid)", drops, disc))
+		}
+		res.okIDs = okIDs
 	}
 	if res.EdgeDropped > 0 {
 		res.Why = append(res.Why, fmt.Sprintf("edge dropped %d events (routr_events_dropped_total)", res.EdgeDropped))

@@ -30,6 +30,7 @@ type typeCount struct {
 	ids     map[string]int // Routr-Event-Id -> times seen
 	noKey   int            // events whose key could not be read
 	badJSON int
+	causes  map[string]int // call.ended: by hangupCause
 }
 
 type stepCount struct {
@@ -42,10 +43,11 @@ type counter struct {
 	sub     *nats.Subscription
 	subject string
 
-	mu      sync.Mutex
-	steps   map[string]*stepCount // by step tag; "" = untagged
-	errs    []string
-	dropped int // slow-consumer drops seen by the client
+	mu          sync.Mutex
+	steps       map[string]*stepCount // by step tag; "" = untagged
+	errs        []string
+	dropped     int // slow-consumer drops seen by the client
+	disconnects int // the subscriber lost its connection: events may be missing
 }
 
 func newCounter(url, base string) (*counter, error) {
@@ -54,6 +56,13 @@ func newCounter(url, base string) (*counter, error) {
 		nats.Name("routr bench counter"),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(200*time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.nc != nil && !c.nc.IsClosed() {
+				c.disconnects++
+			}
+		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			c.mu.Lock()
 			defer c.mu.Unlock()
@@ -83,12 +92,15 @@ func newCounter(url, base string) (*counter, error) {
 		nc.Close()
 		return nil, err
 	}
+	c.mu.Lock()
 	c.nc, c.sub = nc, sub
+	c.mu.Unlock()
 	return c, nil
 }
 
 type payload struct {
 	CallID       string            `json:"callId"`
+	HangupCause  string            `json:"hangupCause"`
 	ExtraHeaders map[string]string `json:"extraHeaders"`
 }
 
@@ -117,7 +129,7 @@ func (c *counter) record(typ string, m *nats.Msg) {
 	sc.last = time.Now()
 	tc := sc.types[typ]
 	if tc == nil {
-		tc = &typeCount{keys: map[string]int{}, ids: map[string]int{}}
+		tc = &typeCount{keys: map[string]int{}, ids: map[string]int{}, causes: map[string]int{}}
 		sc.types[typ] = tc
 	}
 	tc.total++
@@ -132,6 +144,22 @@ func (c *counter) record(typ string, m *nats.Msg) {
 	if id != "" {
 		tc.ids[id]++
 	}
+	if p.HangupCause != "" {
+		tc.causes[p.HangupCause]++
+	}
+}
+
+// causes returns the hangup causes of the call.ended events of step.
+func (c *counter) causes(step string) map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	if sc := c.steps[step]; sc != nil && sc.types[evEnded] != nil {
+		for k, v := range sc.types[evEnded].causes {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // stepOf extracts the step tag from "b<tag>-...".
@@ -248,10 +276,10 @@ func (c *counter) total(step string) (n int, last time.Time) {
 	return n, sc.last
 }
 
-func (c *counter) slowConsumerDrops() (int, []string) {
+func (c *counter) slowConsumerDrops() (drops, disconnects int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.dropped, append([]string(nil), c.errs...)
+	return c.dropped, c.disconnects
 }
 
 func (c *counter) close() {
@@ -260,4 +288,30 @@ func (c *counter) close() {
 	}
 	_ = c.nc.Drain()
 	c.nc.Close()
+}
+
+// unended returns how many calls of step have a call.started and no
+// call.ended, and up to n of their Call-IDs.
+func (c *counter) unended(step string, n int) (int, []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sc := c.steps[step]
+	if sc == nil || sc.types[evStarted] == nil {
+		return 0, nil
+	}
+	var ended map[string]int
+	if tc := sc.types[evEnded]; tc != nil {
+		ended = tc.keys
+	}
+	count := 0
+	var sample []string
+	for id := range sc.types[evStarted].keys {
+		if ended[id] == 0 {
+			count++
+			if len(sample) < n {
+				sample = append(sample, id)
+			}
+		}
+	}
+	return count, sample
 }

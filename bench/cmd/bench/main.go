@@ -44,6 +44,7 @@ type options struct {
 	drainLimit time.Duration
 	rev        string
 	repeat     int
+	traceMsgs  bool
 }
 
 func main() {
@@ -70,6 +71,7 @@ func run() int {
 	flag.DurationVar(&o.drainLimit, "drain", 40*time.Second, "after a ladder, wait up to this long for transactions and calls to drain (leak check)")
 	flag.StringVar(&o.rev, "rev", "", "build this commit (git archive) instead of the working tree, e.g. HEAD")
 	flag.IntVar(&o.repeat, "repeat", 1, "run every ladder this many times, modes interleaved; the ratio uses medians")
+	flag.BoolVar(&o.traceMsgs, "trace", false, "also write every SIP message sipp sends or receives (-trace_shortmsg) into the step's folder; slows sipp")
 	flag.Parse()
 
 	set := map[string]bool{}

@@ -192,3 +192,31 @@ func loadAvg() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+// udpDrops sums the "drops" column of /proc/net/udp for the sockets bound
+// to port: datagrams the kernel discarded because the socket's receive
+// buffer was full.
+func udpDrops(port int) int64 {
+	b, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		return 0
+	}
+	var total int64
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 13 {
+			continue
+		}
+		_, hexPort, ok := strings.Cut(f[1], ":")
+		if !ok {
+			continue
+		}
+		p, err := strconv.ParseInt(hexPort, 16, 32)
+		if err != nil || int(p) != port {
+			continue
+		}
+		d, _ := strconv.ParseInt(f[len(f)-1], 10, 64)
+		total += d
+	}
+	return total
+}

@@ -37,6 +37,9 @@ func (b *bench) startSipp(r *sippRun) error {
 		"-trace_err", "-error_file", filepath.Join(r.dir, r.name+"_errors.log"),
 		"-trace_screen", "-screen_file", filepath.Join(r.dir, r.name+"_screen.log"),
 	)
+	if b.o.traceMsgs {
+		args = append(args, "-trace_shortmsg", "-shortmessage_file", filepath.Join(r.dir, r.name+"_messages.csv"))
+	}
 	cmd := exec.Command(b.sipp, args...)
 	cmd.Dir = r.dir
 	out, err := os.Create(filepath.Join(r.dir, r.name+"_stdout.log"))
