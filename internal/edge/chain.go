@@ -117,9 +117,17 @@ func (s *Server) validate(next Handler) Handler {
 			}
 			return
 		}
-		if r.CSeq().MethodName != r.Method {
+		// sipgo upper-cases the request-line method but not CSeq's, so an
+		// extension method in mixed case (RFC 4475 intmeth) compares folded.
+		if !strings.EqualFold(string(r.CSeq().MethodName), string(r.Method)) {
 			if r.Method != sip.ACK {
 				s.reply(r, 400, "Bad Request (CSeq method)")
+			}
+			return
+		}
+		if code, reason := malformed(r); code != 0 {
+			if r.Method != sip.ACK {
+				s.replyMalformed(r, code, reason)
 			}
 			return
 		}
