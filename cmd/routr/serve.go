@@ -110,6 +110,16 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 		EnforceE164:             cfg.EnforceE164,
 		EnforceE164MobilePrefix: cfg.EnforceE164MobilePrefix,
 		ConnectVerifier:         verifier,
+		Guard: edge.GuardOptions{
+			ScannerAgents:   cfg.Guard.ScannerAgents,
+			Rate:            cfg.Guard.Rate,
+			Burst:           cfg.Guard.Burst,
+			BanFor:          cfg.Guard.BanTime,
+			MaxAuthFailures: cfg.Guard.MaxAuthFailures,
+			MaxSources:      cfg.Guard.MaxSources,
+			Exempt:          cfg.Guard.Exempt,
+			LimitLoopback:   cfg.Guard.LimitLoopback,
+		},
 	})
 	if err != nil {
 		return err

@@ -88,9 +88,37 @@ type Config struct {
 	// we by default, which bounds memory under load.
 	TransactionLinger time.Duration
 
+	// Guard configures the flood guard (GUARD_* variables).
+	Guard Guard
+
 	// Warnings are non-fatal findings about the file, such as unknown
 	// fields, one per line as "file:line: field: message".
 	Warnings []string
+}
+
+// Guard configures the edge's flood guard. Zero values mean the edge's
+// defaults; a negative Rate or MaxAuthFailures turns that check off.
+type Guard struct {
+	// ScannerAgents replaces the default scanner User-Agent substrings
+	// (GUARD_SCANNER_USER_AGENTS); nil keeps the defaults, an empty
+	// non-nil list ("none") turns the check off.
+	ScannerAgents []string
+	// Rate and Burst are the per-source request rate limit
+	// (GUARD_RATE, GUARD_BURST).
+	Rate  float64
+	Burst int
+	// BanTime is how long a ban lasts (GUARD_BAN_TIME).
+	BanTime time.Duration
+	// MaxAuthFailures caps failed authentications per source and per
+	// user within BanTime (GUARD_MAX_AUTH_FAILURES).
+	MaxAuthFailures int
+	// MaxSources bounds the sources tracked (GUARD_MAX_SOURCES).
+	MaxSources int
+	// Exempt are networks never rate-limited or banned (GUARD_EXEMPT).
+	Exempt []netip.Prefix
+	// LimitLoopback applies the limits to loopback too
+	// (GUARD_LIMIT_LOOPBACK).
+	LimitLoopback bool
 }
 
 // Transport is one listening point.

@@ -231,7 +231,55 @@ func applyEnv(cfg *Config, env func(string) string) []string {
 	e.duration("MAX_CALL_DURATION", 0, false, &cfg.MaxCallDuration)
 	e.positive("LOCATION_MAX_BINDINGS", 1<<30, &cfg.MaxBindings)
 	e.duration("SIP_TRANSACTION_LINGER", time.Second, false, &cfg.TransactionLinger)
+	applyGuardEnv(e, &cfg.Guard)
 	return e.probs
+}
+
+// applyGuardEnv reads the GUARD_* variables.
+func applyGuardEnv(e *envReader, g *Guard) {
+	if agents, ok := e.list("GUARD_SCANNER_USER_AGENTS"); ok {
+		g.ScannerAgents = []string{}
+		if !(len(agents) == 1 && strings.EqualFold(agents[0], "none")) {
+			g.ScannerAgents = agents
+		}
+	}
+	if v, ok := e.get("GUARD_RATE"); ok {
+		r, err := strconv.ParseFloat(v, 64)
+		switch {
+		case err != nil || r < 0 || r > 1e9:
+			e.errorf("GUARD_RATE", "invalid rate %q (want requests per second, 0 to turn the limit off)", v)
+		case r == 0:
+			g.Rate = -1
+		default:
+			g.Rate = r
+		}
+	}
+	e.positive("GUARD_BURST", 1<<30, &g.Burst)
+	e.duration("GUARD_BAN_TIME", time.Second, false, &g.BanTime)
+	if v, ok := e.get("GUARD_MAX_AUTH_FAILURES"); ok {
+		n, err := strconv.Atoi(v)
+		switch {
+		case err != nil || n < 0:
+			e.errorf("GUARD_MAX_AUTH_FAILURES", "invalid value %q (want a count, 0 to turn the cap off)", v)
+		case n == 0:
+			g.MaxAuthFailures = -1
+		default:
+			g.MaxAuthFailures = n
+		}
+	}
+	e.positive("GUARD_MAX_SOURCES", 1<<24, &g.MaxSources)
+	if nets, ok := e.list("GUARD_EXEMPT"); ok {
+		g.Exempt = nil
+		for _, n := range nets {
+			p, err := parseNet(n)
+			if err != nil {
+				e.errorf("GUARD_EXEMPT", "%v", err)
+				continue
+			}
+			g.Exempt = append(g.Exempt, p)
+		}
+	}
+	e.strictBool("GUARD_LIMIT_LOOPBACK", &g.LimitLoopback)
 }
 
 // logLevel maps Routr's log levels (winston's: error, warn, info, http,

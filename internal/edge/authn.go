@@ -55,6 +55,14 @@ func (s *Server) authenticateWith(r *Request, k authKind, realm string, cred *re
 		return false
 	}
 	got, _ := auth.ParseCredentials(answer.Value())
+	// A user under an authentication ban gets 403 whatever it answers,
+	// so a password guesser learns nothing more.
+	user := got.Username + "@" + realm
+	if s.guard.userBanned(user) {
+		s.metrics.authFailures.WithLabelValues(metricMethod(r.Method)).Inc()
+		s.reply(r, 403, "Forbidden")
+		return false
+	}
 
 	password, username := dummyPassword, ""
 	if cred != nil {
@@ -69,6 +77,7 @@ func (s *Server) authenticateWith(r *Request, k authKind, realm string, cred *re
 		return true
 	default:
 		s.metrics.authFailures.WithLabelValues(metricMethod(r.Method)).Inc()
+		s.guard.authFailed(r.Src.Addr(), user)
 		s.reply(r, 403, "Forbidden")
 		return false
 	}

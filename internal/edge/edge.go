@@ -77,6 +77,9 @@ type Options struct {
 	// ConnectVerifier checks X-Connect-Token headers of ephemeral
 	// agents; nil means such requests are answered 500, as in Routr.
 	ConnectVerifier *connect.Verifier
+	// Guard drops scanners, rate-limits and bans sources, and caps
+	// failed authentications; zero values take its defaults.
+	Guard GuardOptions
 }
 
 // Server is a running SIP edge.
@@ -92,6 +95,7 @@ type Server struct {
 	rr      routeToken
 	acks    *ackGate
 	conns   *connTracker
+	guard   *guard
 	// turns counts calls balanced over each peer AOR and trunk
 	// (round-robin); see nextTurn.
 	turns sync.Map
@@ -170,6 +174,10 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	g, err := newGuard(o.Guard, o.Logger, o.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("edge: register metrics: %w", err)
+	}
 	// Bindings over a connection that closed are not offered to routing.
 	o.Location = flowFilter{Store: o.Location, conns: conns}
 	s := &Server{
@@ -183,6 +191,7 @@ func New(o Options) (*Server, error) {
 		rr:      routeToken{secret: o.RouteSecret},
 		acks:    acks,
 		conns:   conns,
+		guard:   g,
 		ready:   make(chan struct{}),
 	}
 	s.chain = s.buildChain()

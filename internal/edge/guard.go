@@ -1,0 +1,309 @@
+package edge
+
+import (
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DefaultScannerAgents are User-Agent substrings of well-known SIP
+// scanners (sipvicious and its forks, sipcli, VaxSIPUserAgent, ...).
+var DefaultScannerAgents = []string{
+	"friendly-scanner", "sipvicious", "sipcli", "sip-scan", "sipscan",
+	"vaxsipuseragent", "vaxipuseragent", "pplsip", "iwar", "sundayddr",
+	"siparmyknife",
+}
+
+// GuardOptions configure the flood guard, the first link of the handler
+// chain. Zero values take the defaults given per field.
+type GuardOptions struct {
+	// ScannerAgents are case-insensitive User-Agent substrings whose
+	// requests are dropped without an answer. nil takes
+	// DefaultScannerAgents; an empty, non-nil list disables the check.
+	ScannerAgents []string
+	// Rate is the requests per second one source IP may send on
+	// average and Burst how many it may send at once; a source that goes
+	// beyond is banned. Default 200/s with a burst of 1000; Rate < 0
+	// disables the limit.
+	Rate  float64
+	Burst int
+	// BanFor is how long a banned source is ignored, and the window in
+	// which failed authentications are counted. Default 5 minutes.
+	BanFor time.Duration
+	// MaxAuthFailures is how many failed digest answers one source, or
+	// one user, may give within BanFor: one more bans the source
+	// (everything it sends is dropped) or the user (every answer for it
+	// gets 403 unchecked). Default 20; < 0 disables.
+	MaxAuthFailures int
+	// MaxSources bounds the sources and users tracked; when full, a
+	// random entry that is not banned makes room. Default 65536.
+	MaxSources int
+	// Exempt are networks the rate limit and the source bans never
+	// apply to (trunks, peers, a load balancer); the scanner check still
+	// does. Loopback is exempt unless LimitLoopback is set.
+	Exempt        []netip.Prefix
+	LimitLoopback bool
+}
+
+func (o GuardOptions) withDefaults() GuardOptions {
+	if o.ScannerAgents == nil {
+		o.ScannerAgents = DefaultScannerAgents
+	}
+	if o.Rate == 0 {
+		o.Rate = 200
+	}
+	if o.Burst <= 0 {
+		o.Burst = 1000
+	}
+	if o.BanFor <= 0 {
+		o.BanFor = 5 * time.Minute
+	}
+	if o.MaxAuthFailures == 0 {
+		o.MaxAuthFailures = 20
+	}
+	if o.MaxSources <= 0 {
+		o.MaxSources = 65536
+	}
+	return o
+}
+
+// guard keeps per-source token buckets, bans and failure counts, in
+// bounded maps.
+type guard struct {
+	opts   GuardOptions
+	agents []string
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu      sync.Mutex
+	sources map[netip.Addr]*sourceState
+	users   map[string]*failures
+
+	dropped *prometheus.CounterVec
+	bans    *prometheus.CounterVec
+}
+
+type sourceState struct {
+	tokens      float64
+	last        time.Time
+	bannedUntil time.Time
+	fails       failures
+	scanLogged  bool
+}
+
+// failures counts failed authentications within a window.
+type failures struct {
+	n           int
+	since       time.Time
+	bannedUntil time.Time
+}
+
+func newGuard(o GuardOptions, log *slog.Logger, reg prometheus.Registerer) (*guard, error) {
+	o = o.withDefaults()
+	g := &guard{
+		opts:    o,
+		log:     log,
+		now:     time.Now,
+		sources: make(map[netip.Addr]*sourceState),
+		users:   make(map[string]*failures),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "routr", Subsystem: "guard", Name: "dropped_total",
+			Help: "Requests dropped without an answer: scanner, rate (the one that started a ban) or banned.",
+		}, []string{"reason"}),
+		bans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "routr", Subsystem: "guard", Name: "bans_total",
+			Help: "Temporary bans: rate (source over the request rate), auth_source and auth_user (too many failed authentications).",
+		}, []string{"kind"}),
+	}
+	for _, a := range o.ScannerAgents {
+		if a = strings.ToLower(strings.TrimSpace(a)); a != "" {
+			g.agents = append(g.agents, a)
+		}
+	}
+	for _, c := range []prometheus.Collector{g.dropped, g.bans} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+func (g *guard) exempt(a netip.Addr) bool {
+	if a.IsLoopback() && !g.opts.LimitLoopback {
+		return true
+	}
+	for _, p := range g.opts.Exempt {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *guard) scanner(ua string) bool {
+	if ua == "" || len(g.agents) == 0 {
+		return false
+	}
+	ua = strings.ToLower(ua)
+	for _, a := range g.agents {
+		if strings.Contains(ua, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// source returns the state of a, making room when the map is full.
+// g.mu is held.
+func (g *guard) source(a netip.Addr, now time.Time) *sourceState {
+	if st := g.sources[a]; st != nil {
+		return st
+	}
+	if len(g.sources) >= g.opts.MaxSources {
+		evict(g.sources, now, func(s *sourceState) bool { return now.Before(s.bannedUntil) })
+	}
+	st := &sourceState{tokens: float64(g.opts.Burst), last: now}
+	g.sources[a] = st
+	return st
+}
+
+// evict deletes one entry of m that is not banned, or any entry when all
+// are; map iteration order makes it a random one.
+func evict[K comparable, V any](m map[K]V, now time.Time, banned func(V) bool) {
+	var any K
+	found := false
+	for k, v := range m {
+		if !banned(v) {
+			delete(m, k)
+			return
+		}
+		if !found {
+			any, found = k, true
+		}
+	}
+	if found {
+		delete(m, any)
+	}
+}
+
+// admit reports whether r may go on down the chain.
+func (g *guard) admit(r *Request) bool {
+	var ua string
+	if h := r.GetHeader("User-Agent"); h != nil {
+		ua = h.Value()
+	}
+	a := r.Src.Addr()
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.scanner(ua) {
+		st := g.source(a, now)
+		if !st.scanLogged {
+			st.scanLogged = true
+			g.log.Warn("dropping requests from a SIP scanner", "source", a.String(), "user_agent", ua)
+		}
+		g.dropped.WithLabelValues("scanner").Inc()
+		return false
+	}
+	if g.exempt(a) {
+		return true
+	}
+	st := g.source(a, now)
+	if now.Before(st.bannedUntil) {
+		g.dropped.WithLabelValues("banned").Inc()
+		return false
+	}
+	if g.opts.Rate < 0 {
+		return true
+	}
+	st.tokens += now.Sub(st.last).Seconds() * g.opts.Rate
+	st.last = now
+	if max := float64(g.opts.Burst); st.tokens > max {
+		st.tokens = max
+	}
+	if st.tokens < 1 {
+		st.bannedUntil = now.Add(g.opts.BanFor)
+		st.tokens = float64(g.opts.Burst)
+		g.bans.WithLabelValues("rate").Inc()
+		g.dropped.WithLabelValues("rate").Inc()
+		g.log.Warn("source banned: request rate exceeded", "source", a.String(), "rate", g.opts.Rate, "burst", g.opts.Burst, "for", g.opts.BanFor)
+		return false
+	}
+	st.tokens--
+	return true
+}
+
+// userBanned reports whether answers for user are refused for now.
+func (g *guard) userBanned(user string) bool {
+	if g.opts.MaxAuthFailures < 0 {
+		return false
+	}
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	f := g.users[user]
+	return f != nil && now.Before(f.bannedUntil)
+}
+
+// authFailed counts a failed authentication of user from src and bans
+// either once it is one too many.
+func (g *guard) authFailed(src netip.Addr, user string) {
+	if g.opts.MaxAuthFailures < 0 {
+		return
+	}
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.exempt(src) {
+		st := g.source(src, now)
+		if g.count(&st.fails, now) {
+			st.bannedUntil = st.fails.bannedUntil
+			g.bans.WithLabelValues("auth_source").Inc()
+			g.log.Warn("source banned: too many failed authentications", "source", src.String(), "failures", st.fails.n, "for", g.opts.BanFor)
+		}
+	}
+	f := g.users[user]
+	if f == nil {
+		if len(g.users) >= g.opts.MaxSources {
+			evict(g.users, now, func(f *failures) bool { return now.Before(f.bannedUntil) })
+		}
+		f = &failures{}
+		g.users[user] = f
+	}
+	if g.count(f, now) {
+		g.bans.WithLabelValues("auth_user").Inc()
+		g.log.Warn("user banned: too many failed authentications", "user", user, "failures", f.n, "for", g.opts.BanFor)
+	}
+}
+
+// count adds a failure to f and reports whether it starts a ban.
+func (g *guard) count(f *failures, now time.Time) bool {
+	if now.Sub(f.since) > g.opts.BanFor {
+		f.n, f.since = 0, now
+	}
+	f.n++
+	if f.n > g.opts.MaxAuthFailures && !now.Before(f.bannedUntil) {
+		f.bannedUntil = now.Add(g.opts.BanFor)
+		f.n, f.since = 0, now
+		return true
+	}
+	return false
+}
+
+// guarded is the chain's first link: requests the guard refuses are
+// dropped without an answer, and their transaction is let go at once.
+func (s *Server) guarded(next Handler) Handler {
+	return HandlerFunc(func(r *Request) {
+		if !s.guard.admit(r) {
+			if r.Tx != nil {
+				r.Tx.Terminate()
+			}
+			return
+		}
+		next.ServeSIP(r)
+	})
+}
