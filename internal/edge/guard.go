@@ -230,7 +230,7 @@ func (g *guard) admit(r *Request) bool {
 		st.tokens = float64(g.opts.Burst)
 		g.bans.WithLabelValues("rate").Inc()
 		g.dropped.WithLabelValues("rate").Inc()
-		g.log.Warn("source banned: request rate exceeded", "source", a.String(), "rate", g.opts.Rate, "burst", g.opts.Burst, "for", g.opts.BanFor)
+		g.log.Warn("source banned: request rate exceeded", "source", a.String(), "rate", g.opts.Rate, "burst", g.opts.Burst, "for", g.opts.BanFor.String())
 		return false
 	}
 	st.tokens--
@@ -263,7 +263,7 @@ func (g *guard) authFailed(src netip.Addr, user string) {
 		if g.count(&st.fails, now) {
 			st.bannedUntil = st.fails.bannedUntil
 			g.bans.WithLabelValues("auth_source").Inc()
-			g.log.Warn("source banned: too many failed authentications", "source", src.String(), "failures", st.fails.n, "for", g.opts.BanFor)
+			g.log.Warn("source banned: too many failed authentications", "source", src.String(), "failures", g.opts.MaxAuthFailures+1, "for", g.opts.BanFor.String())
 		}
 	}
 	f := g.users[user]
@@ -276,7 +276,7 @@ func (g *guard) authFailed(src netip.Addr, user string) {
 	}
 	if g.count(f, now) {
 		g.bans.WithLabelValues("auth_user").Inc()
-		g.log.Warn("user banned: too many failed authentications", "user", user, "failures", f.n, "for", g.opts.BanFor)
+		g.log.Warn("user banned: too many failed authentications", "user", user, "failures", g.opts.MaxAuthFailures+1, "for", g.opts.BanFor.String())
 	}
 }
 
