@@ -178,6 +178,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("edge: register metrics: %w", err)
 	}
+	g.trusted = (&trustedSources{holder: o.Resources}).contains
 	// Bindings over a connection that closed are not offered to routing.
 	o.Location = flowFilter{Store: o.Location, conns: conns}
 	s := &Server{

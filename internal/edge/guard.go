@@ -5,9 +5,12 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/routr-go/routr/internal/resources"
 )
 
 // DefaultScannerAgents are User-Agent substrings of well-known SIP
@@ -43,8 +46,12 @@ type GuardOptions struct {
 	// random entry that is not banned makes room. Default 65536.
 	MaxSources int
 	// Exempt are networks the rate limit and the source bans never
-	// apply to (trunks, peers, a load balancer); the scanner check still
-	// does. Loopback is exempt unless LimitLoopback is set.
+	// apply to (a load balancer, an office); the scanner check still
+	// does. Loopback is exempt unless LimitLoopback is set, and so are
+	// the sources the resources trust: the allow lists of trunks' and
+	// peers' ACLs (rules of /8 and wider are left out, or "allow
+	// 0.0.0.0/0" would exempt everyone), peers' contactAddr and trunks'
+	// outbound URIs given as IP addresses.
 	Exempt        []netip.Prefix
 	LimitLoopback bool
 }
@@ -76,8 +83,10 @@ func (o GuardOptions) withDefaults() GuardOptions {
 type guard struct {
 	opts   GuardOptions
 	agents []string
-	log    *slog.Logger
-	now    func() time.Time
+	// trusted reports sources the resources trust; nil trusts none.
+	trusted func(netip.Addr) bool
+	log     *slog.Logger
+	now     func() time.Time
 
 	mu      sync.Mutex
 	sources map[netip.Addr]*sourceState
@@ -141,7 +150,7 @@ func (g *guard) exempt(a netip.Addr) bool {
 			return true
 		}
 	}
-	return false
+	return g.trusted != nil && g.trusted(a)
 }
 
 func (g *guard) scanner(ua string) bool {
@@ -306,4 +315,67 @@ func (s *Server) guarded(next Handler) Handler {
 		}
 		next.ServeSIP(r)
 	})
+}
+
+// trustedSources caches the networks the current resources trust,
+// rebuilt when the resource set is swapped.
+type trustedSources struct {
+	holder *resources.Holder
+	cache  atomic.Pointer[trustedNets]
+}
+
+type trustedNets struct {
+	set  *resources.Set
+	nets []netip.Prefix
+}
+
+func (t *trustedSources) contains(a netip.Addr) bool {
+	set := t.holder.Load()
+	c := t.cache.Load()
+	if c == nil || c.set != set {
+		c = &trustedNets{set: set, nets: trustedPrefixes(set)}
+		t.cache.Store(c)
+	}
+	for _, p := range c.nets {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// trustedPrefixes lists the networks of trunks and peers in set.
+func trustedPrefixes(set *resources.Set) []netip.Prefix {
+	var out []netip.Prefix
+	acl := func(a *resources.AccessControlList) {
+		if a == nil {
+			return
+		}
+		for _, p := range a.AllowNets() {
+			if p.Bits() > 8 {
+				out = append(out, p)
+			}
+		}
+	}
+	host := func(h string) {
+		if ap, err := netip.ParseAddrPort(h); err == nil {
+			h = ap.Addr().String()
+		}
+		if a, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+		}
+	}
+	for _, r := range set.All() {
+		switch x := r.(type) {
+		case *resources.Peer:
+			acl(x.ACL)
+			host(x.ContactAddr)
+		case *resources.Trunk:
+			acl(x.ACL)
+			for _, u := range x.URIs {
+				host(u.Host)
+			}
+		}
+	}
+	return out
 }

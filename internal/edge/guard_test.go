@@ -3,6 +3,7 @@ package edge
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -39,8 +40,10 @@ func (s *syncBuffer) count(sub string) int {
 }
 
 // startGuardedEdge starts a UDP edge with the given guard options and
-// returns it with its log.
-func startGuardedEdge(t *testing.T, g GuardOptions) (*Server, string, *syncBuffer) {
+// returns it with its log. The example resources trust 127.0.0.1 (trunk-01
+// sends from there); untrusted forgets that, so that loopback stands for
+// any source.
+func startGuardedEdge(t *testing.T, g GuardOptions, untrusted ...bool) (*Server, string, *syncBuffer) {
 	t.Helper()
 	set, err := resources.LoadDir("../../config/resources")
 	if err != nil {
@@ -65,6 +68,9 @@ func startGuardedEdge(t *testing.T, g GuardOptions) (*Server, string, *syncBuffe
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(untrusted) > 0 && untrusted[0] {
+		srv.guard.trusted = nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -146,7 +152,7 @@ func TestGuardScannerListConfigurable(t *testing.T) {
 }
 
 func TestGuardRateLimitBans(t *testing.T) {
-	srv, edge, logs := startGuardedEdge(t, GuardOptions{Rate: 1, Burst: 5, BanFor: time.Minute, LimitLoopback: true})
+	srv, edge, logs := startGuardedEdge(t, GuardOptions{Rate: 1, Burst: 5, BanFor: time.Minute, LimitLoopback: true}, true)
 	p := newPhone(t, "1001", "1234", edge)
 	for i := 0; i < 5; i++ {
 		if got := options(t, p, edge, "", time.Second); got != 200 {
@@ -179,8 +185,33 @@ func TestGuardLoopbackExemptByDefault(t *testing.T) {
 	}
 }
 
+func TestGuardTrunkSourcesExempt(t *testing.T) {
+	// trunk-01's outbound URI is 127.0.0.1:5080: its address is trusted
+	// even with loopback limited.
+	_, edge, _ := startGuardedEdge(t, GuardOptions{Rate: 1, Burst: 2, LimitLoopback: true})
+	p := newPhone(t, "1001", "1234", edge)
+	for i := 0; i < 6; i++ {
+		if got := options(t, p, edge, "", time.Second); got != 200 {
+			t.Fatalf("request %d from a trunk's address: got %d, want 200", i+1, got)
+		}
+	}
+}
+
+func TestTrustedPrefixes(t *testing.T) {
+	set, err := resources.LoadDir("../../config/resources")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(trustedPrefixes(set))
+	// acl-01 allows 127.0.0.0/8 and 10.0.0.0/8 too: rules of /8 and
+	// wider are left out.
+	if want := "[172.16.0.0/12 192.168.0.0/16 127.0.0.1/32]"; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
 func TestGuardAuthFailures(t *testing.T) {
-	srv, edge, logs := startGuardedEdge(t, GuardOptions{MaxAuthFailures: 3, BanFor: time.Minute, LimitLoopback: true})
+	srv, edge, logs := startGuardedEdge(t, GuardOptions{MaxAuthFailures: 3, BanFor: time.Minute, LimitLoopback: true}, true)
 	bad := newPhone(t, "1001", "wrong", edge)
 	for i := 0; i < 4; i++ {
 		res, err := bad.Register(300, "")
