@@ -173,29 +173,35 @@ func (g *guard) source(a netip.Addr, now time.Time) *sourceState {
 		return st
 	}
 	if len(g.sources) >= g.opts.MaxSources {
-		evict(g.sources, now, func(s *sourceState) bool { return now.Before(s.bannedUntil) })
+		evict(g.sources, func(s *sourceState) bool { return now.Before(s.bannedUntil) })
 	}
 	st := &sourceState{tokens: float64(g.opts.Burst), last: now}
 	g.sources[a] = st
 	return st
 }
 
-// evict deletes one entry of m that is not banned, or any entry when all
-// are; map iteration order makes it a random one.
-func evict[K comparable, V any](m map[K]V, now time.Time, banned func(V) bool) {
-	var any K
-	found := false
+// evict deletes one entry of m that is not banned among the first few
+// it looks at (map iteration order makes them random), or the first of
+// them when all are banned: a full map of bans costs a bounded look, not
+// a walk of the whole map for every new source.
+func evict[K comparable, V any](m map[K]V, banned func(V) bool) {
+	const look = 32
+	var first K
+	i := 0
 	for k, v := range m {
 		if !banned(v) {
 			delete(m, k)
 			return
 		}
-		if !found {
-			any, found = k, true
+		if i == 0 {
+			first = k
+		}
+		if i++; i == look {
+			break
 		}
 	}
-	if found {
-		delete(m, any)
+	if i > 0 {
+		delete(m, first)
 	}
 }
 
@@ -278,7 +284,7 @@ func (g *guard) authFailed(src netip.Addr, user string) {
 	f := g.users[user]
 	if f == nil {
 		if len(g.users) >= g.opts.MaxSources {
-			evict(g.users, now, func(f *failures) bool { return now.Before(f.bannedUntil) })
+			evict(g.users, func(f *failures) bool { return now.Before(f.bannedUntil) })
 		}
 		f = &failures{}
 		g.users[user] = f

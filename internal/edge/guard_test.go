@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -254,5 +255,22 @@ func TestGuardAuthFailuresBanUser(t *testing.T) {
 	other := newPhone(t, "1002", "1234", edge)
 	if res, err := other.Register(300, ""); err != nil || res.StatusCode != 200 {
 		t.Fatalf("another user: %v %v, want 200", res, err)
+	}
+}
+
+func TestGuardBoundedSources(t *testing.T) {
+	g, err := newGuard(GuardOptions{MaxSources: 10, Rate: 1, Burst: 1, LimitLoopback: true}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 1000; i++ {
+		a := netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)})
+		g.authFailed(a, fmt.Sprintf("user%d@sip.local", i))
+		r := &Request{Request: sip.NewRequest(sip.OPTIONS, sip.Uri{Host: "sip.local"}), Src: netip.AddrPortFrom(a, 5060)}
+		g.admit(r)
+		g.admit(r) // over the burst: banned
+	}
+	if len(g.sources) > 10 || len(g.users) > 10 {
+		t.Fatalf("tracked %d sources and %d users, bound is 10", len(g.sources), len(g.users))
 	}
 }
