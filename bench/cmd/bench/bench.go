@@ -379,6 +379,9 @@ func (b *bench) ladder(ctx context.Context, ladder string, eventsOn bool, rep in
 			if err != nil {
 				return err
 			}
+			if err := ctx.Err(); err != nil {
+				return err // Ctrl-C: a cut-short step is no result
+			}
 			if !interrupted || attempt >= b.o.retries {
 				r.Retried = attempt
 				break
