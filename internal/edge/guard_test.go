@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -272,5 +273,31 @@ func TestGuardBoundedSources(t *testing.T) {
 	}
 	if len(g.sources) > 10 || len(g.users) > 10 {
 		t.Fatalf("tracked %d sources and %d users, bound is 10", len(g.sources), len(g.users))
+	}
+}
+
+func TestGuardFloodSparesOtherSources(t *testing.T) {
+	srv, edge, _ := startGuardedEdge(t, GuardOptions{Rate: 50, Burst: 100, BanFor: time.Minute, LimitLoopback: true}, true)
+	flooder, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 3)})
+	if err != nil {
+		t.Skipf("no second loopback address: %v", err)
+	}
+	defer flooder.Close()
+	dst, err := net.ResolveUDPAddr("udp", edge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := flooder.LocalAddr().(*net.UDPAddr).Port
+	for i := 0; i < 2000; i++ {
+		msg := fmt.Sprintf("OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:%d;rport;branch=z9hG4bKflood%d\r\nFrom: <sip:flood@sip.local>;tag=1\r\nTo: <sip:%s>\r\nCall-ID: flood-%d\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", edge, port, i, edge, i)
+		if _, err := flooder.WriteToUDP([]byte(msg), dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the flooder's ban", func() bool { return counter(t, srv.guard.bans, "rate") == 1 })
+	p := newPhone(t, "1001", "1234", edge)
+	res, err := p.Register(300, "")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("agent on another source during the flood: %v %v, want 200", res, err)
 	}
 }
