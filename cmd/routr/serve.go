@@ -68,7 +68,10 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 		return fmt.Errorf("events: %w", err)
 	}
 
-	digest, err := auth.New(auth.Config{Secret: cfg.Auth.Secret, NonceTTL: cfg.Auth.NonceTTL, Algorithms: cfg.Auth.Algorithms})
+	// The replay cache refuses an exact copy of an accepted digest answer
+	// (a late retransmission, or an attacker's replay) with stale=true:
+	// 65,536 entries, a few MB.
+	digest, err := auth.New(auth.Config{Secret: cfg.Auth.Secret, NonceTTL: cfg.Auth.NonceTTL, Algorithms: cfg.Auth.Algorithms, ReplayCacheSize: 1 << 16})
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}

@@ -13,52 +13,76 @@ import (
 // the same dialog other than the ACK waits (at most ackGateWait) until the
 // ACK has been forwarded.
 //
-// Bounded: at most ackGateMax dialogs are gated at once; beyond that a
-// dialog is not gated (and the race is merely possible again). Entries
-// leave when the ACK passes or when a waiter gives up.
+// Bounded in size and time: at most ackGateMax dialogs are gated at once
+// (beyond that a dialog is not gated, and the race is merely possible
+// again), and an entry whose ACK never came (lost, or a caller that
+// vanished) is dropped ackGateTTL after the 2xx, when the callee stops
+// retransmitting it anyway. Entries also leave when the ACK passes or a
+// waiter gives up.
 type ackGate struct {
 	mu      sync.Mutex
-	pending map[string]chan struct{}
+	pending map[string]gateEntry
+	inserts int
+	now     func() time.Time
+}
+
+type gateEntry struct {
+	ch chan struct{}
+	at time.Time
 }
 
 const (
-	ackGateMax  = 65536
-	ackGateWait = 100 * time.Millisecond
+	ackGateMax   = 65536
+	ackGateWait  = 100 * time.Millisecond
+	ackGateTTL   = 32 * time.Second // 64*T1: how long a callee resends its 2xx
+	ackGateSweep = 1024             // inserts between sweeps of stale entries
 )
 
 func newAckGate() *ackGate {
-	return &ackGate{pending: make(map[string]chan struct{})}
+	return &ackGate{pending: make(map[string]gateEntry), now: time.Now}
 }
 
 // expect marks callID as waiting for its ACK.
 func (g *ackGate) expect(callID string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	now := g.now()
+	g.inserts++
+	if g.inserts%ackGateSweep == 0 || len(g.pending) >= ackGateMax {
+		// Amortised: one walk per ackGateSweep inserts, or when full.
+		for id, e := range g.pending {
+			if now.Sub(e.at) > ackGateTTL {
+				delete(g.pending, id)
+				close(e.ch)
+			}
+		}
+	}
 	if _, ok := g.pending[callID]; ok || len(g.pending) >= ackGateMax {
 		return
 	}
-	g.pending[callID] = make(chan struct{})
+	g.pending[callID] = gateEntry{ch: make(chan struct{}), at: now}
 }
 
 // acked releases whoever waits on callID's ACK.
 func (g *ackGate) acked(callID string) {
 	g.mu.Lock()
-	ch, ok := g.pending[callID]
+	e, ok := g.pending[callID]
 	delete(g.pending, callID)
 	g.mu.Unlock()
 	if ok {
-		close(ch)
+		close(e.ch)
 	}
 }
 
 // wait blocks until callID's ACK has passed, for at most ackGateWait.
 func (g *ackGate) wait(callID string) {
 	g.mu.Lock()
-	ch, ok := g.pending[callID]
+	e, ok := g.pending[callID]
 	g.mu.Unlock()
 	if !ok {
 		return
 	}
+	ch := e.ch
 	select {
 	case <-ch:
 	case <-time.After(ackGateWait):

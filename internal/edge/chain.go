@@ -15,8 +15,6 @@ type Request struct {
 	Tx sip.ServerTransaction
 	// Src is the address the packet came from (not what Via claims).
 	Src netip.AddrPort
-	// answeredLocally is set once the edge sent its own final response.
-	answeredLocally bool
 }
 
 func newRequest(req *sip.Request, tx sip.ServerTransaction) *Request {

@@ -325,15 +325,11 @@ func (s *Server) serve(req *sip.Request, tx sip.ServerTransaction) {
 	s.metrics.requests.WithLabelValues(metricMethod(req.Method)).Inc()
 	s.metrics.inflight.Inc()
 	defer s.metrics.inflight.Dec()
+	// The transaction stays until its timers end it (SIP_TRANSACTION_LINGER
+	// over UDP): a retransmitted request must get the same answer, not be
+	// processed again (a new 401 with a new nonce, or a late copy of a
+	// REGISTER re-applied after a newer one).
 	s.chain.ServeSIP(r)
-	if r.answeredLocally && r.Tx != nil && r.Method != sip.INVITE {
-		// The edge answered this itself, so a retransmission may as well
-		// be answered again: dropping the transaction now instead of
-		// after Timer J (32 s over UDP) keeps memory flat under REGISTER
-		// load. Re-processing is idempotent: nonces carry no state and
-		// the location store accepts the same Call-ID and CSeq again.
-		r.Tx.Terminate()
-	}
 }
 
 // reply answers r with a response the edge builds itself.
@@ -343,9 +339,6 @@ func (s *Server) reply(r *Request, code int, reason string, hdrs ...sip.Header) 
 		res.AppendHeader(h)
 	}
 	res.AppendHeader(sip.NewHeader("Server", s.opts.UserAgent))
-	if code >= 200 {
-		r.answeredLocally = true
-	}
 	s.respond(r, res)
 }
 

@@ -43,6 +43,5 @@ func (s *Server) replyMalformed(r *Request, code int, reason string) {
 	res := sip.NewResponseFromRequest(r.Request, code, reason, nil)
 	res.SipVersion = "SIP/2.0"
 	res.AppendHeader(sip.NewHeader("Server", s.opts.UserAgent))
-	r.answeredLocally = true
 	s.respond(r, res)
 }
