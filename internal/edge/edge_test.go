@@ -445,3 +445,24 @@ func TestMaxContactsReplacesOldest(t *testing.T) {
 		}
 	}
 }
+
+func TestRetransmittedRegisterGetsTheSameAnswer(t *testing.T) {
+	te := startEdge(t)
+	p := te.phone(t, "udp", "1001")
+	req := p.NewRequest(sip.REGISTER, "sip:sip.local", "reg-retrans")
+	raw := []byte(req.String())
+	var nonces []string
+	for i := 0; i < 2; i++ {
+		if err := p.SendRaw(raw); err != nil {
+			t.Fatal(err)
+		}
+		res, err := p.Response(sip.REGISTER, 2*time.Second)
+		if err != nil || res.StatusCode != 401 {
+			t.Fatalf("copy %d: %v %v", i, res, err)
+		}
+		nonces = append(nonces, res.GetHeader("WWW-Authenticate").Value())
+	}
+	if nonces[0] != nonces[1] {
+		t.Fatalf("a retransmission got a new challenge:\n%s\n%s", nonces[0], nonces[1])
+	}
+}
