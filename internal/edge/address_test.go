@@ -70,17 +70,25 @@ func TestAdvertisedAddress(t *testing.T) {
 	}
 }
 
-// nonLoopbackIPv4 is an address of this machine's that is not loopback.
+// nonLoopbackIPv4 is an address of this machine's that is not loopback,
+// for a test that needs a second network. Tests here send traffic to
+// loopback only unless asked: ROUTR_TEST_OUTSIDE_IP names the address to
+// use (an address of this machine's, e.g. of a veth in a network
+// namespace made for the test), "auto" takes the first one found.
 func nonLoopbackIPv4(t *testing.T) string {
 	t.Helper()
+	want := os.Getenv("ROUTR_TEST_OUTSIDE_IP")
+	if want == "" {
+		t.Skip("set ROUTR_TEST_OUTSIDE_IP to run: this test sends SIP to a non-loopback address of this machine")
+	}
 	addrs, _ := net.InterfaceAddrs()
 	for _, a := range addrs {
 		p, err := netip.ParsePrefix(a.String())
-		if err == nil && p.Addr().Is4() && !p.Addr().IsLoopback() {
+		if err == nil && p.Addr().Is4() && !p.Addr().IsLoopback() && (want == "auto" || p.Addr().String() == want) {
 			return p.Addr().String()
 		}
 	}
-	t.Skip("no non-loopback IPv4 interface")
+	t.Skip("no such non-loopback IPv4 interface: " + want)
 	return ""
 }
 
