@@ -99,9 +99,6 @@ func StartEmbedded(o EmbeddedOptions) (*EmbeddedServer, error) {
 // ClientURL returns the URL clients connect to, e.g. nats://127.0.0.1:4222.
 func (e *EmbeddedServer) ClientURL() string { return e.s.ClientURL() }
 
-// Addr returns the host:port the server listens on.
-func (e *EmbeddedServer) Addr() string { return e.s.Addr().String() }
-
 // Close shuts the server down, waits for it, and removes its temporary
 // store directory if it made one.
 func (e *EmbeddedServer) Close() {

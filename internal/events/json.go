@@ -67,13 +67,6 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// appendKey appends "key": for a key known to need no escaping.
-func appendKey(b []byte, key string) []byte {
-	b = append(b, '"')
-	b = append(b, key...)
-	return append(b, '"', ':')
-}
-
 // TimeLayout is the layout of every time in a payload: ISO 8601, UTC,
 // milliseconds, "Z" (e.g. 2026-11-25T18:53:34.120Z).
 const TimeLayout = "2006-01-02T15:04:05.000Z"
