@@ -274,8 +274,7 @@ func parseContacts(r *Request) (cs []*sip.ContactHeader, wildcard bool, bad stri
 func xHeaders(m interface{ Headers() []sip.Header }) []events.Header {
 	var out []events.Header
 	for _, h := range m.Headers() {
-		n := h.Name()
-		if len(n) > 2 && (n[0] == 'X' || n[0] == 'x') && n[1] == '-' {
+		if n := h.Name(); events.HasXPrefix(n) {
 			out = append(out, events.Header{Name: n, Value: h.Value()})
 		}
 	}

@@ -78,9 +78,11 @@ func isCredentialKey(k string) bool { return IsCredentialName(k) }
 // isExtraHeader reports whether a header belongs in extraHeaders: its name
 // starts with "X-" in any case and it does not carry a credential.
 func isExtraHeader(name string) bool {
-	return hasXPrefix(name) && !IsCredentialName(name)
+	return HasXPrefix(name) && !IsCredentialName(name)
 }
 
-func hasXPrefix(name string) bool {
+// HasXPrefix reports whether a header name starts with "X-" in any case:
+// the headers events carry in extraHeaders.
+func HasXPrefix(name string) bool {
 	return len(name) > 2 && (name[0] == 'X' || name[0] == 'x') && name[1] == '-'
 }

@@ -199,7 +199,7 @@ func appendExtraHeaders(b []byte, hs []Header) []byte {
 	b = append(b, '{')
 	n := 0
 	for i := range hs {
-		if hasXPrefix(hs[i].Name) {
+		if HasXPrefix(hs[i].Name) {
 			n++
 		}
 	}
@@ -249,7 +249,7 @@ func repeatedAfter(hs []Header, i int) bool {
 func headersSize(hs []Header) int {
 	n := 0
 	for i := range hs {
-		if hasXPrefix(hs[i].Name) {
+		if HasXPrefix(hs[i].Name) {
 			n += len(hs[i].Name) + len(hs[i].Value) + 6
 		}
 	}
