@@ -1,0 +1,108 @@
+// Package api provides routr-go's management API: Routr v2's v2beta1
+// services (Agents, Domains, Numbers, Peers, Trunks, ACLService,
+// CredentialsService) over gRPC, gRPC-Web and Connect HTTP/JSON on one
+// port, backed by a store.Store, with API keys checked on every call and
+// an audit log line for every change.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"connectrpc.com/connect"
+
+	"github.com/routr-go/routr/internal/apipb/aclpb/aclpbconnect"
+	"github.com/routr-go/routr/internal/apipb/agentspb/agentspbconnect"
+	"github.com/routr-go/routr/internal/apipb/credentialspb/credentialspbconnect"
+	"github.com/routr-go/routr/internal/apipb/domainspb/domainspbconnect"
+	"github.com/routr-go/routr/internal/apipb/numberspb/numberspbconnect"
+	"github.com/routr-go/routr/internal/apipb/peerspb/peerspbconnect"
+	"github.com/routr-go/routr/internal/apipb/trunkspb/trunkspbconnect"
+	"github.com/routr-go/routr/internal/resources"
+	"github.com/routr-go/routr/internal/store"
+)
+
+// MaxRequestBytes bounds a request body; a larger one is refused with
+// ResourceExhausted before it is decoded.
+const MaxRequestBytes = 1 << 20
+
+// Options configures a Server.
+type Options struct {
+	// Store holds the resources and the API keys.
+	Store store.Store
+	// Logger receives errors and the audit lines; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Server implements the management API services.
+type Server struct {
+	st  store.Store
+	log *slog.Logger
+}
+
+// New returns a Server on o.Store.
+func New(o Options) *Server {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{st: o.Store, log: log}
+}
+
+// Handler returns the HTTP handler serving every service, behind the API
+// key check.
+func (s *Server) Handler() http.Handler {
+	opts := []connect.HandlerOption{connect.WithReadMaxBytes(MaxRequestBytes)}
+	mux := http.NewServeMux()
+	mux.Handle(aclpbconnect.NewACLServiceHandler(aclService{s}, opts...))
+	mux.Handle(agentspbconnect.NewAgentsHandler(agentService{s}, opts...))
+	mux.Handle(credentialspbconnect.NewCredentialsServiceHandler(credentialsService{s}, opts...))
+	mux.Handle(domainspbconnect.NewDomainsHandler(domainService{s}, opts...))
+	mux.Handle(numberspbconnect.NewNumbersHandler(numberService{s}, opts...))
+	mux.Handle(peerspbconnect.NewPeersHandler(peerService{s}, opts...))
+	mux.Handle(trunkspbconnect.NewTrunksHandler(trunkService{s}, opts...))
+	return s.authenticate(mux)
+}
+
+// errorf maps an error from the store to a Connect error with the code a
+// client can act on. Errors the client cannot fix are logged and answered
+// with Internal (or Unavailable when the store is closed) without detail.
+func (s *Server) errorf(op string, kind resources.Kind, ref string, err error) error {
+	var ve *resources.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		return connect.NewError(connect.CodeInvalidArgument, errors.New(problems(ve)))
+	case errors.Is(err, store.ErrAlreadyExists):
+		return connect.NewError(connect.CodeAlreadyExists, fmt.Errorf("%s %q already exists", kind, ref))
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrKindMismatch):
+		return connect.NewError(connect.CodeNotFound, fmt.Errorf("%s %q not found", kind, ref))
+	case errors.Is(err, store.ErrReferenced):
+		return connect.NewError(connect.CodeFailedPrecondition, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeCanceled, err)
+	case errors.Is(err, store.ErrClosed):
+		return connect.NewError(connect.CodeUnavailable, errors.New("store closed"))
+	}
+	s.log.Error("api", "op", op, "kind", kind, "ref", ref, "error", err)
+	return connect.NewError(connect.CodeInternal, fmt.Errorf("%s %s: internal error", op, kind))
+}
+
+// problems joins a validation error's problems on one line each, without
+// file positions (an API request has none).
+func problems(ve *resources.ValidationError) string {
+	lines := make([]string, len(ve.Problems))
+	for i, p := range ve.Problems {
+		p.File, p.Line = "", 0
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "; ")
+}
+
+// invalid is an InvalidArgument error about a request field.
+func invalid(field, format string, args ...any) error {
+	return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(field+": "+format, args...))
+}
