@@ -30,8 +30,8 @@ func set[T comparable](dst *T, v T) {
 }
 
 
-func base(kind resources.Kind, name string, ext map[string]any) resources.Base {
-	return resources.Base{APIVersion: apiVersion, Kind: kind, Name: name, Extended: ext}
+func base(kind resources.Kind, ref, name string, ext map[string]any) resources.Base {
+	return resources.Base{APIVersion: apiVersion, Kind: kind, Ref: ref, Name: name, Extended: ext}
 }
 
 func ok[T any](m *T) (*connect.Response[T], error) { return connect.NewResponse(m), nil }
@@ -46,7 +46,7 @@ type aclService struct{ s *Server }
 
 func (a aclService) Create(ctx context.Context, req *connect.Request[aclpb.CreateACLRequest]) (*connect.Response[aclpb.AccessControlList], error) {
 	m := req.Msg
-	rec, err := a.s.create(ctx, &resources.AccessControlList{Base: base(resources.KindACL, m.GetName(), fromStruct(m.GetExtended())), Allow: m.GetAllow(), Deny: m.GetDeny()})
+	rec, err := a.s.create(ctx, &resources.AccessControlList{Base: base(resources.KindACL, m.GetRef(), m.GetName(), fromStruct(m.GetExtended())), Allow: m.GetAllow(), Deny: m.GetDeny()})
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ type credentialsService struct{ s *Server }
 
 func (c credentialsService) Create(ctx context.Context, req *connect.Request[credentialspb.CreateCredentialsRequest]) (*connect.Response[credentialspb.Credentials], error) {
 	m := req.Msg
-	rec, err := c.s.create(ctx, &resources.Credentials{Base: base(resources.KindCredentials, m.GetName(), fromStruct(m.GetExtended())), Username: m.GetUsername(), Password: m.GetPassword()})
+	rec, err := c.s.create(ctx, &resources.Credentials{Base: base(resources.KindCredentials, m.GetRef(), m.GetName(), fromStruct(m.GetExtended())), Username: m.GetUsername(), Password: m.GetPassword()})
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +173,7 @@ type domainService struct{ s *Server }
 func (d domainService) Create(ctx context.Context, req *connect.Request[domainspb.CreateDomainRequest]) (*connect.Response[domainspb.Domain], error) {
 	m := req.Msg
 	rec, err := d.s.create(ctx, &resources.Domain{
-		Base:                 base(resources.KindDomain, m.GetName(), fromStruct(m.GetExtended())),
+		Base:                 base(resources.KindDomain, m.GetRef(), m.GetName(), fromStruct(m.GetExtended())),
 		DomainURI:            m.GetDomainUri(),
 		AccessControlListRef: m.GetAccessControlListRef(),
 		EgressPolicies:       egressPolicies(m.GetEgressPolicies()),
@@ -255,7 +255,7 @@ type agentService struct{ s *Server }
 func (a agentService) Create(ctx context.Context, req *connect.Request[agentspb.CreateAgentRequest]) (*connect.Response[agentspb.Agent], error) {
 	m := req.Msg
 	rec, err := a.s.create(ctx, &resources.Agent{
-		Base:     base(resources.KindAgent, m.GetName(), fromStruct(m.GetExtended())),
+		Base:     base(resources.KindAgent, m.GetRef(), m.GetName(), fromStruct(m.GetExtended())),
 		Username: m.GetUsername(),
 		// PRIVATE is the zero value: as in Routr, an agent created
 		// through the API has privacy NONE.
@@ -347,7 +347,7 @@ type numberService struct{ s *Server }
 func (n numberService) Create(ctx context.Context, req *connect.Request[numberspb.CreateNumberRequest]) (*connect.Response[numberspb.Number], error) {
 	m := req.Msg
 	rec, err := n.s.create(ctx, &resources.Number{
-		Base:                  base(resources.KindNumber, m.GetName(), fromStruct(m.GetExtended())),
+		Base:                  base(resources.KindNumber, m.GetRef(), m.GetName(), fromStruct(m.GetExtended())),
 		TelURL:                m.GetTelUrl(),
 		AORLink:               m.GetAorLink(),
 		SessionAffinityHeader: m.GetSessionAffinityHeader(),
@@ -436,7 +436,7 @@ type peerService struct{ s *Server }
 func (p peerService) Create(ctx context.Context, req *connect.Request[peerspb.CreatePeerRequest]) (*connect.Response[peerspb.Peer], error) {
 	m := req.Msg
 	rec, err := p.s.create(ctx, &resources.Peer{
-		Base:                 base(resources.KindPeer, m.GetName(), fromStruct(m.GetExtended())),
+		Base:                 base(resources.KindPeer, m.GetRef(), m.GetName(), fromStruct(m.GetExtended())),
 		Username:             m.GetUsername(),
 		AOR:                  m.GetAor(),
 		ContactAddr:          m.GetContactAddr(),
@@ -530,7 +530,7 @@ type trunkService struct{ s *Server }
 func (t trunkService) Create(ctx context.Context, req *connect.Request[trunkspb.CreateTrunkRequest]) (*connect.Response[trunkspb.Trunk], error) {
 	m := req.Msg
 	rec, err := t.s.create(ctx, &resources.Trunk{
-		Base:                   base(resources.KindTrunk, m.GetName(), fromStruct(m.GetExtended())),
+		Base:                   base(resources.KindTrunk, m.GetRef(), m.GetName(), fromStruct(m.GetExtended())),
 		InboundURI:             m.GetInboundUri(),
 		AccessControlListRef:   m.GetAccessControlListRef(),
 		InboundCredentialsRef:  m.GetInboundCredentialsRef(),

@@ -128,11 +128,14 @@ func (x *AccessControlList) GetExtended() *structpb.Struct {
 }
 
 type CreateACLRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Allow         []string               `protobuf:"bytes,3,rep,name=allow,proto3" json:"allow,omitempty"`
-	Deny          []string               `protobuf:"bytes,4,rep,name=deny,proto3" json:"deny,omitempty"`
-	Extended      *structpb.Struct       `protobuf:"bytes,5,opt,name=extended,proto3" json:"extended,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Allow    []string               `protobuf:"bytes,3,rep,name=allow,proto3" json:"allow,omitempty"`
+	Deny     []string               `protobuf:"bytes,4,rep,name=deny,proto3" json:"deny,omitempty"`
+	Extended *structpb.Struct       `protobuf:"bytes,5,opt,name=extended,proto3" json:"extended,omitempty"`
+	// routr-go extension: the ref to create the resource with (Routr
+	// always generates one); empty means a fresh UUID.
+	Ref           string `protobuf:"bytes,100,opt,name=ref,proto3" json:"ref,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -193,6 +196,13 @@ func (x *CreateACLRequest) GetExtended() *structpb.Struct {
 		return x.Extended
 	}
 	return nil
+}
+
+func (x *CreateACLRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
 }
 
 type UpdateACLRequest struct {
@@ -479,12 +489,13 @@ const file_routr_acl_proto_rawDesc = "" +
 	"created_at\x18\x06 \x01(\x05R\tcreatedAt\x12\x1d\n" +
 	"\n" +
 	"updated_at\x18\a \x01(\x05R\tupdatedAt\x123\n" +
-	"\bextended\x18\b \x01(\v2\x17.google.protobuf.StructR\bextended\"\x85\x01\n" +
+	"\bextended\x18\b \x01(\v2\x17.google.protobuf.StructR\bextended\"\x97\x01\n" +
 	"\x10CreateACLRequest\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
 	"\x05allow\x18\x03 \x03(\tR\x05allow\x12\x12\n" +
 	"\x04deny\x18\x04 \x03(\tR\x04deny\x123\n" +
-	"\bextended\x18\x05 \x01(\v2\x17.google.protobuf.StructR\bextended\"\x97\x01\n" +
+	"\bextended\x18\x05 \x01(\v2\x17.google.protobuf.StructR\bextended\x12\x10\n" +
+	"\x03ref\x18d \x01(\tR\x03ref\"\x97\x01\n" +
 	"\x10UpdateACLRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +

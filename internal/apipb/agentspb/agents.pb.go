@@ -226,8 +226,11 @@ type CreateAgentRequest struct {
 	Extended       *structpb.Struct       `protobuf:"bytes,7,opt,name=extended,proto3" json:"extended,omitempty"`
 	MaxContacts    int32                  `protobuf:"varint,8,opt,name=max_contacts,json=maxContacts,proto3" json:"max_contacts,omitempty"`
 	Expires        int32                  `protobuf:"varint,9,opt,name=expires,proto3" json:"expires,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// routr-go extension: the ref to create the resource with (Routr
+	// always generates one); empty means a fresh UUID.
+	Ref           string `protobuf:"bytes,100,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateAgentRequest) Reset() {
@@ -321,6 +324,13 @@ func (x *CreateAgentRequest) GetExpires() int32 {
 		return x.Expires
 	}
 	return 0
+}
+
+func (x *CreateAgentRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
 }
 
 type UpdateAgentRequest struct {
@@ -741,7 +751,7 @@ const file_routr_agents_proto_rawDesc = "" +
 	" \x01(\v27.fonoster.routr.connect.credentials.v2beta1.CredentialsR\vcredentials\x123\n" +
 	"\bextended\x18\v \x01(\v2\x17.google.protobuf.StructR\bextended\x12!\n" +
 	"\fmax_contacts\x18\f \x01(\x05R\vmaxContacts\x12\x18\n" +
-	"\aexpires\x18\r \x01(\x05R\aexpires\"\xe2\x02\n" +
+	"\aexpires\x18\r \x01(\x05R\aexpires\"\xf4\x02\n" +
 	"\x12CreateAgentRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12H\n" +
@@ -752,7 +762,8 @@ const file_routr_agents_proto_rawDesc = "" +
 	"\x0fcredentials_ref\x18\x06 \x01(\tR\x0ecredentialsRef\x123\n" +
 	"\bextended\x18\a \x01(\v2\x17.google.protobuf.StructR\bextended\x12!\n" +
 	"\fmax_contacts\x18\b \x01(\x05R\vmaxContacts\x12\x18\n" +
-	"\aexpires\x18\t \x01(\x05R\aexpires\"\xd8\x02\n" +
+	"\aexpires\x18\t \x01(\x05R\aexpires\x12\x10\n" +
+	"\x03ref\x18d \x01(\tR\x03ref\"\xd8\x02\n" +
 	"\x12UpdateAgentRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12H\n" +

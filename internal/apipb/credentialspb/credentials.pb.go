@@ -126,11 +126,14 @@ func (x *Credentials) GetExtended() *structpb.Struct {
 }
 
 type CreateCredentialsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
-	Password      string                 `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
-	Extended      *structpb.Struct       `protobuf:"bytes,4,opt,name=extended,proto3" json:"extended,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Username string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	Password string                 `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	Extended *structpb.Struct       `protobuf:"bytes,4,opt,name=extended,proto3" json:"extended,omitempty"`
+	// routr-go extension: the ref to create the resource with (Routr
+	// always generates one); empty means a fresh UUID.
+	Ref           string `protobuf:"bytes,100,opt,name=ref,proto3" json:"ref,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -191,6 +194,13 @@ func (x *CreateCredentialsRequest) GetExtended() *structpb.Struct {
 		return x.Extended
 	}
 	return nil
+}
+
+func (x *CreateCredentialsRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
 }
 
 type UpdateCredentialsRequest struct {
@@ -477,12 +487,13 @@ const file_routr_credentials_proto_rawDesc = "" +
 	"created_at\x18\x06 \x01(\x05R\tcreatedAt\x12\x1d\n" +
 	"\n" +
 	"updated_at\x18\a \x01(\x05R\tupdatedAt\x123\n" +
-	"\bextended\x18\b \x01(\v2\x17.google.protobuf.StructR\bextended\"\x9b\x01\n" +
+	"\bextended\x18\b \x01(\v2\x17.google.protobuf.StructR\bextended\"\xad\x01\n" +
 	"\x18CreateCredentialsRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x03 \x01(\tR\bpassword\x123\n" +
-	"\bextended\x18\x04 \x01(\v2\x17.google.protobuf.StructR\bextended\"\xad\x01\n" +
+	"\bextended\x18\x04 \x01(\v2\x17.google.protobuf.StructR\bextended\x12\x10\n" +
+	"\x03ref\x18d \x01(\tR\x03ref\"\xad\x01\n" +
 	"\x18UpdateCredentialsRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +

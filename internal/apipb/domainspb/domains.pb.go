@@ -202,8 +202,11 @@ type CreateDomainRequest struct {
 	AccessControlListRef string                 `protobuf:"bytes,3,opt,name=access_control_list_ref,json=accessControlListRef,proto3" json:"access_control_list_ref,omitempty"`
 	EgressPolicies       []*EgressPolicy        `protobuf:"bytes,4,rep,name=egress_policies,json=egressPolicies,proto3" json:"egress_policies,omitempty"`
 	Extended             *structpb.Struct       `protobuf:"bytes,5,opt,name=extended,proto3" json:"extended,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// routr-go extension: the ref to create the resource with (Routr
+	// always generates one); empty means a fresh UUID.
+	Ref           string `protobuf:"bytes,100,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateDomainRequest) Reset() {
@@ -269,6 +272,13 @@ func (x *CreateDomainRequest) GetExtended() *structpb.Struct {
 		return x.Extended
 	}
 	return nil
+}
+
+func (x *CreateDomainRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
 }
 
 // A Domain's URI cannot be changed.
@@ -659,14 +669,15 @@ const file_routr_domains_proto_rawDesc = "" +
 	"updated_at\x18\x06 \x01(\x05R\tupdatedAt\x12e\n" +
 	"\x13access_control_list\x18\a \x01(\v25.fonoster.routr.connect.acl.v2beta1.AccessControlListR\x11accessControlList\x12]\n" +
 	"\x0fegress_policies\x18\b \x03(\v24.fonoster.routr.connect.domains.v2beta1.EgressPolicyR\x0eegressPolicies\x123\n" +
-	"\bextended\x18\t \x01(\v2\x17.google.protobuf.StructR\bextended\"\x93\x02\n" +
+	"\bextended\x18\t \x01(\v2\x17.google.protobuf.StructR\bextended\"\xa5\x02\n" +
 	"\x13CreateDomainRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
 	"domain_uri\x18\x02 \x01(\tR\tdomainUri\x125\n" +
 	"\x17access_control_list_ref\x18\x03 \x01(\tR\x14accessControlListRef\x12]\n" +
 	"\x0fegress_policies\x18\x04 \x03(\v24.fonoster.routr.connect.domains.v2beta1.EgressPolicyR\x0eegressPolicies\x123\n" +
-	"\bextended\x18\x05 \x01(\v2\x17.google.protobuf.StructR\bextended\"\x86\x02\n" +
+	"\bextended\x18\x05 \x01(\v2\x17.google.protobuf.StructR\bextended\x12\x10\n" +
+	"\x03ref\x18d \x01(\tR\x03ref\"\x86\x02\n" +
 	"\x13UpdateDomainRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x125\n" +

@@ -239,8 +239,11 @@ type CreateNumberRequest struct {
 	ExtraHeaders          []*ExtraHeader         `protobuf:"bytes,9,rep,name=extra_headers,json=extraHeaders,proto3" json:"extra_headers,omitempty"`
 	TrunkRef              string                 `protobuf:"bytes,10,opt,name=trunk_ref,json=trunkRef,proto3" json:"trunk_ref,omitempty"`
 	Extended              *structpb.Struct       `protobuf:"bytes,11,opt,name=extended,proto3" json:"extended,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// routr-go extension: the ref to create the resource with (Routr
+	// always generates one); empty means a fresh UUID.
+	Ref           string `protobuf:"bytes,100,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateNumberRequest) Reset() {
@@ -348,6 +351,13 @@ func (x *CreateNumberRequest) GetExtended() *structpb.Struct {
 		return x.Extended
 	}
 	return nil
+}
+
+func (x *CreateNumberRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
 }
 
 // The tel URL and geographic fields of a Number cannot be changed.
@@ -757,7 +767,7 @@ const file_routr_numbers_proto_rawDesc = "" +
 	"\bextended\x18\x0e \x01(\v2\x17.google.protobuf.StructR\bextended\"7\n" +
 	"\vExtraHeader\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xba\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xcc\x03\n" +
 	"\x13CreateNumberRequest\x12\x1f\n" +
 	"\vapi_version\x18\x01 \x01(\tR\n" +
 	"apiVersion\x12\x12\n" +
@@ -771,7 +781,8 @@ const file_routr_numbers_proto_rawDesc = "" +
 	"\rextra_headers\x18\t \x03(\v23.fonoster.routr.connect.numbers.v2beta1.ExtraHeaderR\fextraHeaders\x12\x1b\n" +
 	"\ttrunk_ref\x18\n" +
 	" \x01(\tR\btrunkRef\x123\n" +
-	"\bextended\x18\v \x01(\v2\x17.google.protobuf.StructR\bextended\"\xba\x02\n" +
+	"\bextended\x18\v \x01(\v2\x17.google.protobuf.StructR\bextended\x12\x10\n" +
+	"\x03ref\x18d \x01(\tR\x03ref\"\xba\x02\n" +
 	"\x13UpdateNumberRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x19\n" +

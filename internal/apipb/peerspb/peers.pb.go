@@ -254,8 +254,11 @@ type CreatePeerRequest struct {
 	Extended             *structpb.Struct       `protobuf:"bytes,10,opt,name=extended,proto3" json:"extended,omitempty"`
 	MaxContacts          int32                  `protobuf:"varint,11,opt,name=max_contacts,json=maxContacts,proto3" json:"max_contacts,omitempty"`
 	Expires              int32                  `protobuf:"varint,12,opt,name=expires,proto3" json:"expires,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// routr-go extension: the ref to create the resource with (Routr
+	// always generates one); empty means a fresh UUID.
+	Ref           string `protobuf:"bytes,100,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreatePeerRequest) Reset() {
@@ -370,6 +373,13 @@ func (x *CreatePeerRequest) GetExpires() int32 {
 		return x.Expires
 	}
 	return 0
+}
+
+func (x *CreatePeerRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
 }
 
 type UpdatePeerRequest struct {
@@ -819,7 +829,7 @@ const file_routr_peers_proto_rawDesc = "" +
 	"\vcredentials\x18\r \x01(\v27.fonoster.routr.connect.credentials.v2beta1.CredentialsR\vcredentials\x123\n" +
 	"\bextended\x18\x0e \x01(\v2\x17.google.protobuf.StructR\bextended\x12!\n" +
 	"\fmax_contacts\x18\x0f \x01(\x05R\vmaxContacts\x12\x18\n" +
-	"\aexpires\x18\x10 \x01(\x05R\aexpires\"\x87\x04\n" +
+	"\aexpires\x18\x10 \x01(\x05R\aexpires\"\x99\x04\n" +
 	"\x11CreatePeerRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x10\n" +
@@ -833,7 +843,8 @@ const file_routr_peers_proto_rawDesc = "" +
 	"\bextended\x18\n" +
 	" \x01(\v2\x17.google.protobuf.StructR\bextended\x12!\n" +
 	"\fmax_contacts\x18\v \x01(\x05R\vmaxContacts\x12\x18\n" +
-	"\aexpires\x18\f \x01(\x05R\aexpires\"\xfd\x03\n" +
+	"\aexpires\x18\f \x01(\x05R\aexpires\x12\x10\n" +
+	"\x03ref\x18d \x01(\tR\x03ref\"\xfd\x03\n" +
 	"\x11UpdatePeerRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +

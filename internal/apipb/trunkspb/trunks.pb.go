@@ -263,8 +263,11 @@ type CreateTrunkRequest struct {
 	OutboundCredentialsRef string                 `protobuf:"bytes,7,opt,name=outbound_credentials_ref,json=outboundCredentialsRef,proto3" json:"outbound_credentials_ref,omitempty"`
 	Uris                   []*TrunkURI            `protobuf:"bytes,8,rep,name=uris,proto3" json:"uris,omitempty"`
 	Extended               *structpb.Struct       `protobuf:"bytes,9,opt,name=extended,proto3" json:"extended,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// routr-go extension: the ref to create the resource with (Routr
+	// always generates one); empty means a fresh UUID.
+	Ref           string `protobuf:"bytes,100,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateTrunkRequest) Reset() {
@@ -358,6 +361,13 @@ func (x *CreateTrunkRequest) GetExtended() *structpb.Struct {
 		return x.Extended
 	}
 	return nil
+}
+
+func (x *CreateTrunkRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
 }
 
 type UpdateTrunkRequest struct {
@@ -794,7 +804,7 @@ const file_routr_trunks_proto_rawDesc = "" +
 	"\x14outbound_credentials\x18\n" +
 	" \x01(\v27.fonoster.routr.connect.credentials.v2beta1.CredentialsR\x13outboundCredentials\x12C\n" +
 	"\x04uris\x18\v \x03(\v2/.fonoster.routr.connect.trunks.v2beta1.TrunkURIR\x04uris\x123\n" +
-	"\bextended\x18\f \x01(\v2\x17.google.protobuf.StructR\bextended\"\xb2\x03\n" +
+	"\bextended\x18\f \x01(\v2\x17.google.protobuf.StructR\bextended\"\xc4\x03\n" +
 	"\x12CreateTrunkRequest\x12\x1f\n" +
 	"\vapi_version\x18\x01 \x01(\tR\n" +
 	"apiVersion\x12\x12\n" +
@@ -806,7 +816,8 @@ const file_routr_trunks_proto_rawDesc = "" +
 	"\x17inbound_credentials_ref\x18\x06 \x01(\tR\x15inboundCredentialsRef\x128\n" +
 	"\x18outbound_credentials_ref\x18\a \x01(\tR\x16outboundCredentialsRef\x12C\n" +
 	"\x04uris\x18\b \x03(\v2/.fonoster.routr.connect.trunks.v2beta1.TrunkURIR\x04uris\x123\n" +
-	"\bextended\x18\t \x01(\v2\x17.google.protobuf.StructR\bextended\"\xc4\x03\n" +
+	"\bextended\x18\t \x01(\v2\x17.google.protobuf.StructR\bextended\x12\x10\n" +
+	"\x03ref\x18d \x01(\tR\x03ref\"\xc4\x03\n" +
 	"\x12UpdateTrunkRequest\x12\x1f\n" +
 	"\vapi_version\x18\x01 \x01(\tR\n" +
 	"apiVersion\x12\x10\n" +
