@@ -4,6 +4,7 @@
 //	routr [serve]            run the edge (the default)
 //	routr check              validate configuration and resources, then exit
 //	routr events [flags]     print the events published on NATS
+//	routr ctl <command>      manage resources and API keys
 package main
 
 import (
@@ -45,6 +46,8 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 		return check(env, stdout, stderr)
 	case "events":
 		return watchEvents(ctx, args, env, stdout, stderr)
+	case "ctl":
+		return ctl(ctx, args, env, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return 0
@@ -57,7 +60,8 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 const usage = `usage:
   routr [serve]      run the SIP edge (settings from the environment, see docs/configuration.md)
   routr check        validate CONFIG_PATH and PATH_TO_RESOURCES, exit non-zero on any error
-  routr events       print events from NATS (-url, -subject)`
+  routr events       print events from NATS (-url, -subject)
+  routr ctl          manage resources and API keys (routr ctl help)`
 
 // check validates the configuration and resources without serving.
 func check(env func(string) string, stdout, stderr io.Writer) int {
