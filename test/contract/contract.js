@@ -114,7 +114,7 @@ async function main() {
   assert.equal(trunk.uris[0].transport, "UDP")
   const number = await numbers.createNumber({
     name: "contract number",
-    telUrl: "tel:+17066041487",
+    telUrl: "tel:+15550100199",
     aorLink: `sip:bob@${domainUri}`,
     city: "Columbus",
     country: "USA",
@@ -123,7 +123,7 @@ async function main() {
   })
   assert.equal(number.trunk.ref, trunk.ref, "number nests its trunk")
   const num2 = await numbers.updateNumber({ ref: number.ref, name: "renamed number" })
-  assert.equal(num2.telUrl, "tel:+17066041487")
+  assert.equal(num2.telUrl, "tel:+15550100199")
   assert.equal(num2.name, "renamed number")
   await numbers.deleteNumber(number.ref)
   await trunks.deleteTrunk(trunk.ref)
