@@ -46,8 +46,8 @@ type DB struct {
 	opts   Options
 	log    *slog.Logger
 	d      *dialect
-	w      *sql.DB      // writes (SQLite: BEGIN IMMEDIATE)
-	r      *sql.DB      // reads (the same as w on PostgreSQL)
+	w      *sql.DB         // writes (SQLite: BEGIN IMMEDIATE)
+	r      *sql.DB         // reads (the same as w on PostgreSQL)
 	pgConf *pgx.ConnConfig // PostgreSQL: for the LISTEN connection
 	seal   *sealer
 
