@@ -24,17 +24,17 @@ var applyOrder = map[resources.Kind]int{
 func apply(ctx context.Context, s Store, rs []resources.Resource) ([]Record, error) {
 	rs = slices.Clone(rs)
 	slices.SortStableFunc(rs, func(a, b resources.Resource) int {
-		return applyOrder[a.Meta().Kind] - applyOrder[b.Meta().Kind]
+		return applyOrder[kindOf(a)] - applyOrder[kindOf(b)]
 	})
 	var out []Record
 	for _, r := range rs {
-		b := r.Meta()
+		b, kind := r.Meta(), kindOf(r)
 		var rec Record
 		var err error
 		if b.Ref == "" {
 			rec, err = s.Create(ctx, r)
 		} else {
-			_, err = s.Get(ctx, b.Kind, b.Ref)
+			_, err = s.Get(ctx, kind, b.Ref)
 			switch {
 			case err == nil:
 				rec, err = s.Update(ctx, r)
@@ -43,7 +43,7 @@ func apply(ctx context.Context, s Store, rs []resources.Resource) ([]Record, err
 			}
 		}
 		if err != nil {
-			return out, fmt.Errorf("apply %s %q: %w", b.Kind, b.Ref, err)
+			return out, fmt.Errorf("apply %s %q: %w", kind, b.Ref, err)
 		}
 		out = append(out, rec)
 	}

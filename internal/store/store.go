@@ -25,8 +25,9 @@ var (
 	// ErrReferenced: Delete of a resource that another resource still
 	// refers to. The error is a *ReferencedError naming the referrers.
 	ErrReferenced = errors.New("still referenced")
-	// ErrKindMismatch: Update or Delete named a ref that exists with
-	// another kind.
+	// ErrKindMismatch: Get, Update or Delete named a ref that exists with
+	// another kind. Such errors match ErrNotFound too (there is no
+	// resource of the kind asked for).
 	ErrKindMismatch = errors.New("kind mismatch")
 	// ErrUnauthenticated: CheckAPIKey with a key that is unknown, revoked
 	// or malformed.
@@ -143,9 +144,10 @@ type Store interface {
 // one that is, in order, as `routr ctl apply -f` does. Resources without a
 // ref are created with a fresh one. Because each write is validated
 // against the whole set, rs should be ordered so that referenced
-// resources come first (as resources.Kinds order does); Apply sorts them
-// by kind dependency itself. It stops at the first error, returning the
-// records written so far.
+// resources come first; Apply sorts them by kind dependency itself
+// (ACLs, Credentials, Trunks, Numbers, Domains, Agents, Peers). It stops at the first error, returning the
+// records written so far. Problems keep the file and line of resources
+// read with resources.Parse.
 func Apply(ctx context.Context, s Store, rs []resources.Resource) ([]Record, error) {
 	return apply(ctx, s, rs)
 }
