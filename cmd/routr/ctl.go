@@ -51,8 +51,8 @@ Flags (any position):
 // the positional arguments.
 type ctlFlags struct {
 	endpoint, apiKey, output, data, file string
-	cacert, cert, key                     string
-	timeout                               time.Duration
+	cacert, cert, key                    string
+	timeout                              time.Duration
 }
 
 func parseCtlArgs(args []string, env func(string) string, stderr io.Writer) (ctlFlags, []string, error) {

@@ -29,7 +29,6 @@ func set[T comparable](dst *T, v T) {
 	}
 }
 
-
 func base(kind resources.Kind, ref, name string, ext map[string]any) resources.Base {
 	return resources.Base{APIVersion: apiVersion, Kind: kind, Ref: ref, Name: name, Extended: ext}
 }
@@ -611,4 +610,3 @@ func (t trunkService) FindBy(ctx context.Context, req *connect.Request[trunkspb.
 	}
 	return ok(out)
 }
-
