@@ -38,6 +38,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type fixture struct {
 	st  *store.DB
 	srv *httptest.Server
+	h   http.Handler
 	key string
 	log *strings.Builder
 }
@@ -60,7 +61,8 @@ func newFixture(t testing.TB) *fixture {
 	}
 	f := &fixture{st: st, key: plain, log: &strings.Builder{}}
 	s := New(Options{Store: st, Logger: slog.New(slog.NewJSONHandler(logBuffer{f.log}, nil))})
-	f.srv = httptest.NewUnstartedServer(s.Handler())
+	f.h = s.Handler()
+	f.srv = httptest.NewUnstartedServer(f.h)
 	f.srv.EnableHTTP2 = true
 	f.srv.StartTLS()
 	t.Cleanup(f.srv.Close)

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +26,9 @@ func (s *Server) audit(ctx context.Context, action string, kind resources.Kind, 
 func (s *Server) create(ctx context.Context, r resources.Resource) (store.Record, error) {
 	b := r.Meta()
 	b.APIVersion = "v2"
+	if err := checkExtended(b.Extended); err != nil {
+		return store.Record{}, err
+	}
 	rec, err := s.st.Create(ctx, r)
 	if err != nil {
 		return rec, s.errorf("create", b.Kind, b.Ref, err)
@@ -44,6 +48,9 @@ func (s *Server) update(ctx context.Context, kind resources.Kind, ref string, me
 		return old, s.errorf("update", kind, ref, err)
 	}
 	if err := merge(old.Resource); err != nil {
+		return old, err
+	}
+	if err := checkExtended(old.Resource.Meta().Extended); err != nil {
 		return old, err
 	}
 	rec, err := s.st.Update(ctx, old.Resource)
@@ -85,6 +92,35 @@ func (s *Server) list(ctx context.Context, kind resources.Kind, pageSize int32, 
 		return nil, "", s.errorf("list", kind, "", err)
 	}
 	return recs, next, nil
+}
+
+// checkExtended refuses what a Struct can carry but JSON cannot: NaN and
+// infinite numbers (binary protobuf can send them).
+func checkExtended(m map[string]any) error {
+	var walk func(v any) bool
+	walk = func(v any) bool {
+		switch x := v.(type) {
+		case float64:
+			return !math.IsNaN(x) && !math.IsInf(x, 0)
+		case map[string]any:
+			for _, e := range x {
+				if !walk(e) {
+					return false
+				}
+			}
+		case []any:
+			for _, e := range x {
+				if !walk(e) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if !walk(m) {
+		return invalid("extended", "numbers must be finite (no NaN or Infinity)")
+	}
+	return nil
 }
 
 // maxFindBy bounds how many resources FindBy returns.
