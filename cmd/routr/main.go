@@ -21,7 +21,6 @@ import (
 
 	"github.com/routr-go/routr/internal/config"
 	"github.com/routr-go/routr/internal/events"
-	"github.com/routr-go/routr/internal/resources"
 )
 
 func main() {
@@ -59,7 +58,7 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 
 const usage = `usage:
   routr [serve]      run the SIP edge (settings from the environment, see docs/configuration.md)
-  routr check        validate CONFIG_PATH and PATH_TO_RESOURCES, exit non-zero on any error
+  routr check        validate CONFIG_PATH and the resources (files or database), exit non-zero on any error
   routr events       print events from NATS (-url, -subject)
   routr ctl          manage resources and API keys (routr ctl help)`
 
@@ -73,13 +72,13 @@ func check(env func(string) string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.Warnings {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
-	set, err := resources.LoadDir(cfg.ResourcesPath)
+	set, what, err := checkResources(context.Background(), cfg) // store.go
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "ok: %s: %d domains, %d agents, %d peers, %d trunks, %d numbers\n",
-		cfg.ResourcesPath, len(set.Domains()), len(set.Agents()), len(set.Peers()), len(set.Trunks()), len(set.Numbers()))
+		what, len(set.Domains()), len(set.Agents()), len(set.Peers()), len(set.Trunks()), len(set.Numbers()))
 	return 0
 }
 

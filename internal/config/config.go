@@ -51,6 +51,8 @@ type Config struct {
 
 	// ResourcesPath is the resources directory (PATH_TO_RESOURCES).
 	ResourcesPath string
+	// Storage selects files or a database for resources (storage.go).
+	Storage Storage
 	// HTTPAddr is where the health and metrics endpoints listen.
 	HTTPAddr string
 	// HealthChecks enables GET /healthz (ENABLE_HEALTHCHECKS).

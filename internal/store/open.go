@@ -256,3 +256,22 @@ func (db *DB) Close() error {
 	})
 	return err
 }
+
+// Redact returns a database URL with its password, if any, replaced, for
+// logs and messages.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		if scheme, _, ok := strings.Cut(rawURL, "://"); ok {
+			return scheme + "://(unparsable URL)"
+		}
+		return rawURL
+	}
+	if u.User == nil {
+		return rawURL
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
