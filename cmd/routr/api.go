@@ -3,31 +3,33 @@ package main
 import (
 	"context"
 	"log/slog"
-	"sync"
 
 	"github.com/routr-go/routr/internal/api"
 	"github.com/routr-go/routr/internal/store"
 )
 
-// startAPI binds the management API (settings API_ADDR, API_TLS_*) on st
-// and serves it on wg until ctx ends. It runs in database mode only: in
-// files mode resources are read-only.
-func startAPI(ctx context.Context, wg *sync.WaitGroup, env func(string) string, st store.Store, log *slog.Logger) error {
+// listenAPI binds the management API (API_ADDR, API_TLS_*) on db and
+// returns the function that serves it until its context ends. In files
+// mode (db nil) there is no API: resources are read-only, and the
+// function returns at once.
+func listenAPI(env func(string) string, db *store.DB, log *slog.Logger) (func(context.Context), error) {
+	if db == nil {
+		return func(context.Context) {}, nil
+	}
 	cfg, err := api.LoadConfig(env)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	log = log.With("component", "api")
-	srv := api.New(api.Options{Store: st, Logger: log})
+	srv := api.New(api.Options{Store: db, Logger: log})
 	l, err := api.Listen(cfg, srv.Handler(), log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	log.Info("management API listening", "addr", l.Addr().String(), "tls", cfg.CertFile != "", "client_certs", cfg.ClientCAFile != "")
-	wg.Go(func() {
+	return func(ctx context.Context) {
 		if err := l.Run(ctx); err != nil {
 			log.Error("management API stopped", "error", err)
 		}
-	})
-	return nil
+	}, nil
 }

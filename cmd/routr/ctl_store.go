@@ -5,32 +5,31 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/routr-go/routr/internal/config"
 	"github.com/routr-go/routr/internal/resources"
 	"github.com/routr-go/routr/internal/store"
 )
 
-// ctlStore opens the database the edge uses (DATABASE_URL, ENCRYPTION_KEY),
-// for the ctl commands that work on it directly: API keys (there is no key
-// to call the API with on a fresh install) and apply.
+// ctlStore opens the database the edge uses (DATABASE_URL and
+// ENCRYPTION_KEY, or the default embedded database and its key file), for
+// the ctl commands that work on it directly: API keys (there is no key to
+// call the API with on a fresh install) and apply.
 func ctlStore(ctx context.Context, env func(string) string) (*store.DB, error) {
-	url := env("DATABASE_URL")
-	if url == "" {
-		return nil, fmt.Errorf("DATABASE_URL is not set: name the database the edge uses")
+	cfg, err := config.Load(env)
+	if err != nil {
+		return nil, err
 	}
-	var key []byte
-	if k := env("ENCRYPTION_KEY"); k != "" {
-		var err error
-		if key, err = store.ParseKey(k); err != nil {
-			return nil, fmt.Errorf("ENCRYPTION_KEY: %w", err)
-		}
+	if cfg.Storage.Mode() == config.StorageFiles {
+		return nil, fmt.Errorf("PATH_TO_RESOURCES without DATABASE_URL is the read-only files mode: set DATABASE_URL (or unset PATH_TO_RESOURCES for the default embedded database)")
 	}
-	return store.Open(ctx, store.Options{URL: url, Key: key})
+	return openStore(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), false)
 }
 
 func ctlAPIKey(ctx context.Context, env func(string) string, pos []string, f ctlFlags, stdout io.Writer) error {

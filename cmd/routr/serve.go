@@ -24,7 +24,6 @@ import (
 	"github.com/routr-go/routr/internal/events"
 	"github.com/routr-go/routr/internal/health"
 	"github.com/routr-go/routr/internal/location"
-	"github.com/routr-go/routr/internal/resources"
 )
 
 // serve runs the edge until ctx ends, then drains: SIP stops first, then
@@ -38,10 +37,11 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	for _, w := range cfg.Warnings {
 		log.Warn("configuration", "warning", w)
 	}
-	set, err := resources.LoadDir(cfg.ResourcesPath)
+	res, err := openResources(ctx, cfg, log) // store.go: files or a database
 	if err != nil {
 		return err
 	}
+	defer res.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -102,7 +102,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 			MaxExpires:     cfg.Registrar.MaxExpires,
 			DefaultExpires: cfg.Registrar.DefaultExpires,
 		},
-		Resources:               resources.NewHolder(set),
+		Resources:               res.Holder,
 		Auth:                    digest,
 		Location:                loc,
 		Calls:                   tracker,
@@ -131,6 +131,10 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	if err := hs.Listen(); err != nil {
 		return err
 	}
+	runAPI, err := listenAPI(env, res.DB, log) // api.go: database modes only
+	if err != nil {
+		return err
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -145,6 +149,8 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	wg.Go(func() { loc.Run(runCtx) })
 	wg.Go(func() { _ = tracker.Run(runCtx) })
 	wg.Go(func() { sip.RunRegistry(runCtx) }) // trunks with outbound.sendRegister
+	wg.Go(func() { res.Run(runCtx) })         // database modes: reload on change
+	wg.Go(func() { runAPI(runCtx) })
 	wg.Go(func() {
 		if err := hs.Run(runCtx); err != nil {
 			log.Error("http", "error", err)
@@ -154,7 +160,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 		select {
 		case <-sip.Ready():
 			hs.SetReady(true)
-			log.Info("routr ready", "http", hs.Addr(), "resources", cfg.ResourcesPath)
+			log.Info("routr ready", "http", hs.Addr(), "resources", res.Desc)
 		case <-runCtx.Done():
 		}
 	}()
