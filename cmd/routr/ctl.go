@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -273,14 +274,18 @@ func listAll(ctx context.Context, k ctlKind) ([]proto.Message, error) {
 	return out, nil
 }
 
-var jsonOut = protojson.MarshalOptions{Multiline: true, Indent: "  "}
-
+// printJSON prints m indented. protojson's own multiline output varies
+// its spacing on purpose, so it is re-indented for stable output.
 func printJSON(w io.Writer, m proto.Message) error {
-	b, err := jsonOut.Marshal(m)
+	b, err := protojson.Marshal(m)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintln(w, string(b))
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, out.String())
 	return err
 }
 
