@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/routr-go/routr/internal/api"
 	"github.com/routr-go/routr/internal/store"
 )
@@ -12,7 +14,7 @@ import (
 // returns the function that serves it until its context ends. In files
 // mode (db nil) there is no API: resources are read-only, and the
 // function returns at once.
-func listenAPI(env func(string) string, db *store.DB, log *slog.Logger) (func(context.Context), error) {
+func listenAPI(env func(string) string, db *store.DB, reg prometheus.Registerer, log *slog.Logger) (func(context.Context), error) {
 	if db == nil {
 		return func(context.Context) {}, nil
 	}
@@ -21,7 +23,7 @@ func listenAPI(env func(string) string, db *store.DB, log *slog.Logger) (func(co
 		return nil, err
 	}
 	log = log.With("component", "api")
-	srv := api.New(api.Options{Store: db, Logger: log})
+	srv := api.New(api.Options{Store: db, Logger: log, Registerer: reg})
 	l, err := api.Listen(cfg, srv.Handler(), log)
 	if err != nil {
 		return nil, err

@@ -131,7 +131,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	if err := hs.Listen(); err != nil {
 		return err
 	}
-	runAPI, err := listenAPI(env, res.DB, log) // api.go: database modes only
+	runAPI, err := listenAPI(env, res.DB, reg, log) // api.go: database modes only
 	if err != nil {
 		return err
 	}

@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 
 	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/routr-go/routr/internal/apipb/aclpb/aclpbconnect"
 	"github.com/routr-go/routr/internal/apipb/agentspb/agentspbconnect"
@@ -36,12 +38,15 @@ type Options struct {
 	Store store.Store
 	// Logger receives errors and the audit lines; nil means slog.Default().
 	Logger *slog.Logger
+	// Registerer receives the API's metrics; nil means none.
+	Registerer prometheus.Registerer
 }
 
 // Server implements the management API services.
 type Server struct {
 	st  store.Store
 	log *slog.Logger
+	m   *metrics
 }
 
 // New returns a Server on o.Store.
@@ -50,13 +55,13 @@ func New(o Options) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{st: o.Store, log: log}
+	return &Server{st: o.Store, log: log, m: newMetrics(o.Registerer)}
 }
 
 // Handler returns the HTTP handler serving every service, behind the API
 // key check.
 func (s *Server) Handler() http.Handler {
-	opts := []connect.HandlerOption{connect.WithReadMaxBytes(MaxRequestBytes)}
+	opts := []connect.HandlerOption{connect.WithReadMaxBytes(MaxRequestBytes), connect.WithInterceptors(s.m.interceptor())}
 	mux := http.NewServeMux()
 	mux.Handle(aclpbconnect.NewACLServiceHandler(aclService{s}, opts...))
 	mux.Handle(agentspbconnect.NewAgentsHandler(agentService{s}, opts...))
@@ -65,7 +70,18 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(numberspbconnect.NewNumbersHandler(numberService{s}, opts...))
 	mux.Handle(peerspbconnect.NewPeersHandler(peerService{s}, opts...))
 	mux.Handle(trunkspbconnect.NewTrunksHandler(trunkService{s}, opts...))
-	return s.authenticate(mux)
+	return s.authenticate(mux, func(path string) bool { return slices.Contains(procedures, path) })
+}
+
+// procedures lists every procedure the API serves.
+var procedures = []string{
+	aclpbconnect.ACLServiceCreateProcedure, aclpbconnect.ACLServiceUpdateProcedure, aclpbconnect.ACLServiceGetProcedure, aclpbconnect.ACLServiceDeleteProcedure, aclpbconnect.ACLServiceListProcedure,
+	credentialspbconnect.CredentialsServiceCreateProcedure, credentialspbconnect.CredentialsServiceUpdateProcedure, credentialspbconnect.CredentialsServiceGetProcedure, credentialspbconnect.CredentialsServiceDeleteProcedure, credentialspbconnect.CredentialsServiceListProcedure,
+	domainspbconnect.DomainsCreateProcedure, domainspbconnect.DomainsUpdateProcedure, domainspbconnect.DomainsGetProcedure, domainspbconnect.DomainsDeleteProcedure, domainspbconnect.DomainsListProcedure, domainspbconnect.DomainsFindByProcedure,
+	agentspbconnect.AgentsCreateProcedure, agentspbconnect.AgentsUpdateProcedure, agentspbconnect.AgentsGetProcedure, agentspbconnect.AgentsDeleteProcedure, agentspbconnect.AgentsListProcedure, agentspbconnect.AgentsFindByProcedure,
+	numberspbconnect.NumbersCreateProcedure, numberspbconnect.NumbersUpdateProcedure, numberspbconnect.NumbersGetProcedure, numberspbconnect.NumbersDeleteProcedure, numberspbconnect.NumbersListProcedure, numberspbconnect.NumbersFindByProcedure,
+	peerspbconnect.PeersCreateProcedure, peerspbconnect.PeersUpdateProcedure, peerspbconnect.PeersGetProcedure, peerspbconnect.PeersDeleteProcedure, peerspbconnect.PeersListProcedure, peerspbconnect.PeersFindByProcedure,
+	trunkspbconnect.TrunksCreateProcedure, trunkspbconnect.TrunksUpdateProcedure, trunkspbconnect.TrunksGetProcedure, trunkspbconnect.TrunksDeleteProcedure, trunkspbconnect.TrunksListProcedure, trunkspbconnect.TrunksFindByProcedure,
 }
 
 // errorf maps an error from the store to a Connect error with the code a

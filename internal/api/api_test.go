@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -38,7 +40,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type fixture struct {
 	st  *store.DB
 	srv *httptest.Server
+	s   *Server
 	h   http.Handler
+	reg *prometheus.Registry
 	key string
 	log *strings.Builder
 }
@@ -59,8 +63,9 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{st: st, key: plain, log: &strings.Builder{}}
-	s := New(Options{Store: st, Logger: slog.New(slog.NewJSONHandler(logBuffer{f.log}, nil))})
+	f := &fixture{st: st, key: plain, log: &strings.Builder{}, reg: prometheus.NewRegistry()}
+	s := New(Options{Store: st, Logger: slog.New(slog.NewJSONHandler(logBuffer{f.log}, nil)), Registerer: f.reg})
+	f.s = s
 	f.h = s.Handler()
 	f.srv = httptest.NewUnstartedServer(f.h)
 	f.srv.EnableHTTP2 = true
@@ -276,5 +281,25 @@ func TestAPIKeyHeaders(t *testing.T) {
 	recs, _, err := f.st.List(ctx, "Domain", 10, "")
 	if err != nil || len(recs) != 0 {
 		t.Fatalf("domains after refused creates: %d %v", len(recs), err)
+	}
+	calls := func(proc, code string) float64 {
+		return testutil.ToFloat64(f.s.m.calls.WithLabelValues(proc, code))
+	}
+	if n := calls(domainspbconnect.DomainsCreateProcedure, "unauthenticated"); n != 5 {
+		t.Errorf("unauthenticated creates counted %v, want 5", n)
+	}
+	if n := calls(domainspbconnect.DomainsListProcedure, "ok"); n != 3 {
+		t.Errorf("lists counted %v, want 3", n)
+	}
+	// A made-up procedure is counted under "unknown", not under its path.
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/fonoster.routr.connect.domains.v2beta1.Domains/Nope", strings.NewReader("{}"))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if n := calls("unknown", "unauthenticated"); n != 1 {
+		t.Errorf("unknown procedure counted %v, want 1", n)
 	}
 }

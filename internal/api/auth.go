@@ -68,10 +68,11 @@ func apiKey(h http.Header) string {
 // authenticate refuses, before its body is read, any request without a
 // valid API key, answering Unauthenticated in the request's own protocol
 // (gRPC, gRPC-Web or Connect).
-func (s *Server) authenticate(next http.Handler) http.Handler {
+func (s *Server) authenticate(next http.Handler, known func(string) bool) http.Handler {
 	ew := connect.NewErrorWriter()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fail := func(code connect.Code, msg string) {
+			s.m.refused(r, code, known)
 			if !ew.IsSupported(r) {
 				http.Error(w, msg, http.StatusUnsupportedMediaType)
 				return

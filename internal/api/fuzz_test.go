@@ -7,24 +7,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/routr-go/routr/internal/apipb/aclpb/aclpbconnect"
-	"github.com/routr-go/routr/internal/apipb/agentspb/agentspbconnect"
-	"github.com/routr-go/routr/internal/apipb/credentialspb/credentialspbconnect"
 	"github.com/routr-go/routr/internal/apipb/domainspb/domainspbconnect"
-	"github.com/routr-go/routr/internal/apipb/numberspb/numberspbconnect"
-	"github.com/routr-go/routr/internal/apipb/peerspb/peerspbconnect"
-	"github.com/routr-go/routr/internal/apipb/trunkspb/trunkspbconnect"
 )
-
-var procedures = []string{
-	aclpbconnect.ACLServiceCreateProcedure, aclpbconnect.ACLServiceUpdateProcedure, aclpbconnect.ACLServiceGetProcedure, aclpbconnect.ACLServiceDeleteProcedure, aclpbconnect.ACLServiceListProcedure,
-	credentialspbconnect.CredentialsServiceCreateProcedure, credentialspbconnect.CredentialsServiceUpdateProcedure, credentialspbconnect.CredentialsServiceGetProcedure, credentialspbconnect.CredentialsServiceDeleteProcedure, credentialspbconnect.CredentialsServiceListProcedure,
-	domainspbconnect.DomainsCreateProcedure, domainspbconnect.DomainsUpdateProcedure, domainspbconnect.DomainsGetProcedure, domainspbconnect.DomainsDeleteProcedure, domainspbconnect.DomainsListProcedure, domainspbconnect.DomainsFindByProcedure,
-	agentspbconnect.AgentsCreateProcedure, agentspbconnect.AgentsUpdateProcedure, agentspbconnect.AgentsGetProcedure, agentspbconnect.AgentsDeleteProcedure, agentspbconnect.AgentsListProcedure, agentspbconnect.AgentsFindByProcedure,
-	numberspbconnect.NumbersCreateProcedure, numberspbconnect.NumbersUpdateProcedure, numberspbconnect.NumbersGetProcedure, numberspbconnect.NumbersDeleteProcedure, numberspbconnect.NumbersListProcedure, numberspbconnect.NumbersFindByProcedure,
-	peerspbconnect.PeersCreateProcedure, peerspbconnect.PeersUpdateProcedure, peerspbconnect.PeersGetProcedure, peerspbconnect.PeersDeleteProcedure, peerspbconnect.PeersListProcedure, peerspbconnect.PeersFindByProcedure,
-	trunkspbconnect.TrunksCreateProcedure, trunkspbconnect.TrunksUpdateProcedure, trunkspbconnect.TrunksGetProcedure, trunkspbconnect.TrunksDeleteProcedure, trunkspbconnect.TrunksListProcedure, trunkspbconnect.TrunksFindByProcedure,
-}
 
 // FuzzRequests sends arbitrary bodies, as Connect JSON, Connect protobuf
 // and gRPC, to every procedure with a valid key: whatever the body, the
