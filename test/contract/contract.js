@@ -1,16 +1,19 @@
 // Drives routr-go's management API with Routr's own published Node SDK
 // (@routr/sdk, pinned in package.json), unchanged. Settings come from the
 // environment: ROUTR_API (host:port), ROUTR_API_KEY, CONTRACT_DOMAIN (a
-// fresh domain URI). On success it prints one JSON line with the refs it
+// fresh domain URI), ROUTR_API_CACERT (optional: use TLS). On success it prints one JSON line with the refs it
 // created, for the Go test to register and call with over SIP; on the
 // first mismatch it prints the reason to stderr and exits 1.
 "use strict"
 const SDK = require("@routr/sdk").default
 const assert = require("node:assert/strict")
 
+// With ROUTR_API_CACERT the API is reached over TLS, verified with that CA.
+const cacert = process.env.ROUTR_API_CACERT
 const opts = {
   endpoint: process.env.ROUTR_API,
-  insecure: true,
+  insecure: !cacert,
+  cacert,
   // Routr's SDK sends these as Basic credentials; routr-go takes the
   // password as the API key.
   username: "contract",

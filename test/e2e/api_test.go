@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -64,12 +66,12 @@ type apiEdge struct {
 	env []string
 }
 
-func startAPIEdge(t *testing.T, db database) *apiEdge {
+func startAPIEdge(t *testing.T, db database, extraEnv ...string) *apiEdge {
 	t.Helper()
 	k := make([]byte, 32)
 	_, _ = rand.Read(k)
 	a := &apiEdge{api: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
-	a.env = []string{"DATABASE_URL=" + db.url(t), "ENCRYPTION_KEY=" + hex.EncodeToString(k), "API_ADDR=" + a.api}
+	a.env = append([]string{"DATABASE_URL=" + db.url(t), "ENCRYPTION_KEY=" + hex.EncodeToString(k), "API_ADDR=" + a.api}, extraEnv...)
 	// The first key is made on the database directly: there is no key to
 	// call the API with yet.
 	out := a.ctl(t, "apikey", "create", "contract", "-o", "json")
@@ -144,15 +146,34 @@ func needContractSDK(t *testing.T) string {
 // gRPC and sees its REGISTER refused.
 func TestAPIContractWithRoutrSDK(t *testing.T) {
 	dir := needContractSDK(t)
-	for _, db := range databases {
-		t.Run(db.name, func(t *testing.T) {
-			a := startAPIEdge(t, db)
-			domain := "contract-" + db.name + ".test"
+	type run struct {
+		name string
+		db   database
+		tls  bool
+	}
+	runs := []run{{databases[0].name, databases[0], false}, {databases[1].name, databases[1], false}, {"embedded-tls", databases[0], true}}
+	for _, r := range runs {
+		db := r.db
+		t.Run(r.name, func(t *testing.T) {
+			var tlsEnv, nodeEnv []string
+			roots := x509.NewCertPool()
+			if r.tls {
+				cert, key := selfSigned(t, t.TempDir())
+				pem, err := os.ReadFile(cert)
+				if err != nil || !roots.AppendCertsFromPEM(pem) {
+					t.Fatalf("read %s: %v", cert, err)
+				}
+				tlsEnv = []string{"API_TLS_CERT=" + cert, "API_TLS_KEY=" + key}
+				nodeEnv = []string{"ROUTR_API_CACERT=" + cert}
+			}
+			a := startAPIEdge(t, db, tlsEnv...)
+			domain := "contract-" + r.name + ".test"
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			node := exec.CommandContext(ctx, "node", "contract.js")
 			node.Dir = dir
 			node.Env = append(os.Environ(), "ROUTR_API="+a.api, "ROUTR_API_KEY="+a.key, "CONTRACT_DOMAIN="+domain)
+			node.Env = append(node.Env, nodeEnv...)
 			var stdout, stderr bytes.Buffer
 			node.Stdout, node.Stderr = &stdout, &stderr
 			if err := node.Run(); err != nil {
@@ -180,8 +201,12 @@ func TestAPIContractWithRoutrSDK(t *testing.T) {
 			ok := c.Answer()
 			c.Hangup(ok, true)
 
-			// Delete bob over gRPC (h2c); his next REGISTER is refused.
-			agents := agentspbconnect.NewAgentsClient(h2c(), "http://"+a.api, connect.WithGRPC(), withKey(a.key))
+			// Delete bob over gRPC; his next REGISTER is refused.
+			hc, base := h2c(), "http://"+a.api
+			if r.tls {
+				hc, base = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}}, "https://"+a.api
+			}
+			agents := agentspbconnect.NewAgentsClient(hc, base, connect.WithGRPC(), withKey(a.key))
 			if _, err := agents.Delete(ctx, connect.NewRequest(&agentspb.DeleteAgentRequest{Ref: refs.Bob})); err != nil {
 				t.Fatalf("delete bob: %v", err)
 			}
@@ -192,6 +217,9 @@ func TestAPIContractWithRoutrSDK(t *testing.T) {
 				if !strings.Contains(log, want) {
 					t.Errorf("no %s in the edge log", want)
 				}
+			}
+			if r.tls {
+				return // ctl over TLS is covered by internal/api's tests
 			}
 			// ctl sees what the SDK made.
 			if out := a.ctl(t, "get", "agents"); !strings.Contains(out, "alice") || strings.Contains(out, refs.Bob) {
