@@ -36,9 +36,14 @@ func Listen(cfg Config, h http.Handler, log *slog.Logger) (*Listener, error) {
 		Handler:           h,
 		Protocols:         &p,
 		TLSConfig:         tc,
+		// Calls are unary and small (MaxRequestBytes): a client that takes
+		// longer than this to send one or read the answer is cut off.
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 100},
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
