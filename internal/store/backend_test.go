@@ -49,7 +49,7 @@ func backends(t *testing.T) []backend {
 		return "sqlite:" + filepath.Join(t.TempDir(), "routr.db")
 	}}}
 	if err := pingPostgres(); err != nil {
-		if os.Getenv("CI") != "" {
+		if os.Getenv("ROUTR_REQUIRE_POSTGRES") != "" || os.Getenv("CI") != "" {
 			t.Fatalf("PostgreSQL at %s unreachable in CI: %v", redactURL(postgresBase()), err)
 		}
 		t.Logf("PostgreSQL tests skipped: %s unreachable (%v); set ROUTR_TEST_POSTGRES", redactURL(postgresBase()), err)

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -35,7 +36,7 @@ func newPostgresDB(t *testing.T) string {
 		err = admin.Ping()
 	}
 	if err != nil {
-		if os.Getenv("CI") != "" {
+		if os.Getenv("ROUTR_REQUIRE_POSTGRES") != "" || os.Getenv("CI") != "" {
 			t.Fatalf("PostgreSQL unreachable in CI: %v", err)
 		}
 		t.Skipf("PostgreSQL unreachable (%v); set ROUTR_TEST_POSTGRES", err)
@@ -58,7 +59,12 @@ func newPostgresDB(t *testing.T) string {
 			t.Errorf("drop %s: %v", name, err)
 		}
 	})
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:5432/%s?sslmode=disable", name)
+	u, err := url.Parse(testPostgres())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
 }
 
 // eventually retries f until it returns nil or 20s pass (a bound for a
@@ -83,18 +89,18 @@ func eventually(t *testing.T, e *edge, what string, f func() error) {
 func TestDatabaseChangesWithoutRestart(t *testing.T) {
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
-			var url string
+			var dbURL string
 			if backend == "sqlite" {
-				url = "sqlite:" + filepath.Join(t.TempDir(), "routr.db")
+				dbURL = "sqlite:" + filepath.Join(t.TempDir(), "routr.db")
 			} else {
-				url = newPostgresDB(t)
+				dbURL = newPostgresDB(t)
 			}
 			key := store.NewKey()
 			// startEdge also sets PATH_TO_RESOURCES: the new database is
 			// seeded from the shipped examples.
 			// The test retries REGISTERs that fail until a change arrives:
 			// the flood guard's per-user failure ban is off.
-			e := startEdge(t, "DATABASE_URL="+url, "ENCRYPTION_KEY="+key, "GUARD_MAX_AUTH_FAILURES=0")
+			e := startEdge(t, "DATABASE_URL="+dbURL, "ENCRYPTION_KEY="+key, "GUARD_MAX_AUTH_FAILURES=0")
 			addr := fmt.Sprintf("127.0.0.1:%d", e.sipPort)
 			// One phone per user and password, so that retries refresh one
 			// binding instead of adding contacts.
@@ -138,7 +144,7 @@ func TestDatabaseChangesWithoutRestart(t *testing.T) {
 				t.Fatal(err)
 			}
 			ctx := context.Background()
-			db, err := store.Open(ctx, store.Options{URL: url, Key: k})
+			db, err := store.Open(ctx, store.Options{URL: dbURL, Key: k})
 			if err != nil {
 				t.Fatal(err)
 			}
