@@ -70,7 +70,9 @@ func pingPostgres() error {
 }
 
 // newPostgresDB creates a uniquely named database and drops it after t.
-func newPostgresDB(t *testing.T) string {
+func newPostgresDB(t *testing.T) string { return newPostgresDBB(t) }
+
+func newPostgresDBB(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
 	b := make([]byte, 6)

@@ -109,25 +109,26 @@ func (db *DB) mutate(ctx context.Context, op func(*state) error) error {
 	if len(st.puts) == 0 && len(st.deletes) == 0 {
 		return nil
 	}
-	rs := make([]resources.Resource, 0, len(st.all))
-	for _, e := range st.all {
-		if r, ok := st.built[e.row.ref]; ok {
-			rs = append(rs, r)
-		} else {
-			rs = append(rs, e.res)
-		}
-	}
-	if _, err := resources.Build(rs); err != nil {
-		return err // a *resources.ValidationError
-	}
-	// The Set watchers get is built from the decoded rows, exactly what a
-	// Snapshot after this commit returns.
+	// Validate the rows as they will be stored: the Set built is what a
+	// Snapshot after this commit returns, and what watchers get. The
+	// stored form decodes to what the caller gave (Marshal round-trips),
+	// so only when it fails is the caller's own form built again, for
+	// problems that carry its file and line.
+	rs := make([]resources.Resource, len(st.all))
 	for i, e := range st.all {
 		rs[i] = e.res
 	}
 	set, err := resources.Build(rs)
 	if err != nil {
-		return fmt.Errorf("store: stored form does not validate: %w", err)
+		for i, e := range st.all {
+			if r, ok := st.built[e.row.ref]; ok {
+				rs[i] = r
+			}
+		}
+		if _, err2 := resources.Build(rs); err2 != nil {
+			return err2 // a *resources.ValidationError
+		}
+		return err
 	}
 
 	for _, ref := range st.deletes {

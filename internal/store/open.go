@@ -56,6 +56,11 @@ type DB struct {
 
 	mu       sync.Mutex
 	watchers map[*watcher]struct{}
+
+	// cache holds decoded rows by ref (see decodeAll); its resources are
+	// never modified.
+	cacheMu sync.Mutex
+	cache   map[string]cached
 }
 
 var _ Store = (*DB)(nil)
