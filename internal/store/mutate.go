@@ -84,7 +84,12 @@ func (st *state) del(ref string) {
 // op change them, validates the whole result with resources.Build, writes
 // the changes with the next revision, notifies the other instances and,
 // after the commit, hands the new Set to this instance's watchers.
-func (db *DB) mutate(ctx context.Context, op func(*state) error) error {
+func (db *DB) mutate(ctx context.Context, op func(*state) error) (err error) {
+	defer func() {
+		if err != nil {
+			db.metrics.writeErrors.Add(1)
+		}
+	}()
 	if err := db.checkOpen(); err != nil {
 		return err
 	}
@@ -167,6 +172,7 @@ func (db *DB) mutate(ctx context.Context, op func(*state) error) error {
 		}
 		return db.wrap("commit", err)
 	}
+	db.metrics.writes.Add(1)
 	db.publish(set, uint64(st.rev))
 	return nil
 }

@@ -61,6 +61,8 @@ type DB struct {
 	// never modified.
 	cacheMu sync.Mutex
 	cache   map[string]cached
+
+	metrics metrics
 }
 
 var _ Store = (*DB)(nil)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/routr-go/routr/internal/resources"
 )
 
@@ -372,6 +374,23 @@ func TestWatchAcrossInstances(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, "delete in the other instance", func() bool { return h.Load().AgentByRef("a9") == nil })
+		// The reader's metrics show the revision it serves and its reloads.
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(reader)
+		want, _ := writer.Revision(ctx)
+		waitFor(t, "reader metrics", func() bool {
+			m := gather(t, reg)
+			return m["routr_store_revision"] == float64(want) && m["routr_store_reloads_total"] >= 1 && m["routr_store_writes_total"] == 0
+		})
+		if _, err := writer.Create(ctx, agent("a10", "1001", "domain-01", "")); err == nil {
+			t.Error("duplicate username accepted")
+		}
+		// Four writes: the seed, two creates, one delete.
+		wreg := prometheus.NewPedanticRegistry()
+		wreg.MustRegister(writer)
+		if m := gather(t, wreg); m["routr_store_writes_total"] != 4 || m["routr_store_write_errors_total"] != 1 || m["routr_store_revision"] != float64(want) {
+			t.Errorf("writer metrics %v", m)
+		}
 		cancel()
 		wg.Wait()
 		for range 2 {
@@ -506,4 +525,25 @@ func TestMigrationFiles(t *testing.T) {
 			t.Errorf("%s: %+v, %v", d, ms, err)
 		}
 	}
+}
+
+// gather returns the registry's metrics by name (unlabelled ones).
+func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.GetGauge() != nil:
+				out[mf.GetName()] = m.GetGauge().GetValue()
+			case m.GetCounter() != nil:
+				out[mf.GetName()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	return out
 }
