@@ -67,6 +67,12 @@ type DB struct {
 
 var _ Store = (*DB)(nil)
 
+// Connection pool bounds.
+const (
+	maxPostgresConns = 16
+	maxSQLiteReaders = 8
+)
+
 // dialect holds what differs between the backends.
 type dialect struct {
 	name string
@@ -169,6 +175,7 @@ func (db *DB) openPostgres(rawURL string) error {
 	db.d = postgresDialect
 	db.pgConf = conf
 	db.w = stdlib.OpenDB(*conf)
+	db.w.SetMaxOpenConns(maxPostgresConns)
 	db.r = db.w
 	return nil
 }
@@ -208,6 +215,11 @@ func (db *DB) openSQLite(path string) error {
 		w.Close()
 		return fmt.Errorf("store: open %s: %w", path, err)
 	}
+	// One writer connection: SQLite takes one writer at a time anyway, and
+	// writers of this process then queue in the pool instead of polling
+	// the file lock.
+	w.SetMaxOpenConns(1)
+	r.SetMaxOpenConns(maxSQLiteReaders)
 	db.d, db.w, db.r = sqliteDialect, w, r
 	return nil
 }

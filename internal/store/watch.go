@@ -145,7 +145,7 @@ func (db *DB) listen(ctx context.Context) *pgx.Conn {
 func (db *DB) refresh(ctx context.Context, w *watcher) {
 	rev, err := db.Revision(ctx)
 	if err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && db.checkOpen() == nil {
 			db.metrics.reloadErrors.Add(1)
 			db.log.Warn("store: read revision", "error", err)
 		}
@@ -159,7 +159,7 @@ func (db *DB) refresh(ctx context.Context, w *watcher) {
 	}
 	set, rev, err := db.Snapshot(ctx)
 	if err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && db.checkOpen() == nil {
 			db.metrics.reloadErrors.Add(1)
 			db.log.Error("store: reload resources; serving the last good set", "error", err)
 		}
