@@ -49,6 +49,7 @@ type DB struct {
 	w      *sql.DB         // writes (SQLite: BEGIN IMMEDIATE)
 	r      *sql.DB         // reads (the same as w on PostgreSQL)
 	pgConf *pgx.ConnConfig // PostgreSQL: for the LISTEN connection
+	schema string          // PostgreSQL: the schema DATABASE_URL names, if any
 	seal   *sealer
 
 	closeOnce sync.Once
@@ -167,6 +168,7 @@ func (db *DB) openPostgres(rawURL string) error {
 		q.Del("schema")
 		q.Set("search_path", s)
 		u.RawQuery = q.Encode()
+		db.schema = s
 	}
 	conf, err := pgx.ParseConfig(u.String())
 	if err != nil {

@@ -547,3 +547,23 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	}
 	return out
 }
+
+// A Prisma-style DATABASE_URL, as Routr's, works: ?schema=name selects
+// (and creates) the schema the tables live in.
+func TestPostgresSchemaParam(t *testing.T) {
+	for _, b := range backends(t) {
+		if b.name != "postgres" {
+			continue
+		}
+		url := b.newURL(t)
+		db := open(t, url+"&schema=routr_v2", examples(t)...)
+		var n int
+		if err := db.r.QueryRow("SELECT COUNT(*) FROM routr_v2.resources").Scan(&n); err != nil || n == 0 {
+			t.Fatalf("resources in schema routr_v2: %d, %v", n, err)
+		}
+		db2 := open(t, url+"&schema=public")
+		if set, _, err := db2.Snapshot(context.Background()); err != nil || len(set.All()) != 0 {
+			t.Errorf("schema public is not empty: %v", err)
+		}
+	}
+}
