@@ -44,6 +44,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	defer res.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	res.Register(reg) // store.go: routr_store_* in database modes
 
 	ev := cfg.Events
 	if ev.Embedded {

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/routr-go/routr/internal/config"
 	"github.com/routr-go/routr/internal/resources"
 	"github.com/routr-go/routr/internal/store"
@@ -58,6 +60,13 @@ func (s *resourceSource) Run(ctx context.Context) {
 	}
 	if err := s.DB.Watch(ctx, s.Holder); err != nil && ctx.Err() == nil {
 		s.log.Error("resources: watching the database stopped; changes need a restart", "error", err)
+	}
+}
+
+// Register adds the database's metrics to reg (database modes only).
+func (s *resourceSource) Register(reg prometheus.Registerer) {
+	if s.DB != nil {
+		reg.MustRegister(s.DB)
 	}
 }
 

@@ -48,6 +48,8 @@
 //	Variable                        Default                  Meaning
 //	CONFIG_PATH                     config/edgeport.yaml     EdgePort file; when unset and the default is absent, built-in defaults
 //	PATH_TO_RESOURCES               config/resources         directory of resource files
+//	DATABASE_URL                    data/routr.db (default)  postgres://… or sqlite:<path>; see Storage
+//	ENCRYPTION_KEY                  generated (SQLite)       32-byte key sealing Credentials' passwords in the database
 //	EXTERNAL_ADDRS                  spec.externalAddrs       replaces the file's list
 //	LOCALNETS                       spec.localnets           replaces the file's list
 //	IGNORE_LOOPBACK_FROM_LOCALNETS  false (Java bool)        leave loopback out of detected localnets

@@ -148,16 +148,49 @@ func (db *DB) loadAll(ctx context.Context, q interface {
 		if err != nil {
 			return nil, db.wrap("read resources", err)
 		}
-		res, err := db.decode(r)
-		if err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
-		out = append(out, entry{r, res})
+		out = append(out, entry{row: r})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, db.wrap("read resources", err)
 	}
+	if err := db.decodeAll(out); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// cached is a decoded row, shared read-only between loads.
+type cached struct {
+	rev int64
+	res resources.Resource
+}
+
+// decodeAll fills in the resources of es, reusing those decoded before at
+// the same revision of their row: parsing and decrypting every row on
+// every write and reload would dominate their cost. The cache then holds
+// exactly the rows of es, so it is bounded by the number of resources.
+func (db *DB) decodeAll(es []entry) error {
+	db.cacheMu.Lock()
+	old := db.cache
+	db.cacheMu.Unlock()
+	next := make(map[string]cached, len(es))
+	for i := range es {
+		r := es[i].row
+		if c, ok := old[r.ref]; ok && c.rev == r.rev {
+			es[i].res = c.res
+		} else {
+			res, err := db.decode(r)
+			if err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			es[i].res = res
+		}
+		next[r.ref] = cached{r.rev, es[i].res}
+	}
+	db.cacheMu.Lock()
+	db.cache = next
+	db.cacheMu.Unlock()
+	return nil
 }
 
 // Get implements Store.

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 //go:embed migrations
@@ -95,6 +97,12 @@ func (db *DB) migrate(ctx context.Context) error {
 			return db.wrap("lock for migrations", err)
 		}
 		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrationLockID))
+		if db.schema != "" {
+			// As Prisma does, create the schema DATABASE_URL names.
+			if _, err := conn.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{db.schema}.Sanitize()); err != nil {
+				return db.wrap("create schema "+db.schema, err)
+			}
+		}
 	}
 	for _, m := range ms {
 		if err := db.migrateOne(ctx, conn, m); err != nil {

@@ -84,7 +84,12 @@ func (st *state) del(ref string) {
 // op change them, validates the whole result with resources.Build, writes
 // the changes with the next revision, notifies the other instances and,
 // after the commit, hands the new Set to this instance's watchers.
-func (db *DB) mutate(ctx context.Context, op func(*state) error) error {
+func (db *DB) mutate(ctx context.Context, op func(*state) error) (err error) {
+	defer func() {
+		if err != nil {
+			db.metrics.writeErrors.Add(1)
+		}
+	}()
 	if err := db.checkOpen(); err != nil {
 		return err
 	}
@@ -109,25 +114,26 @@ func (db *DB) mutate(ctx context.Context, op func(*state) error) error {
 	if len(st.puts) == 0 && len(st.deletes) == 0 {
 		return nil
 	}
-	rs := make([]resources.Resource, 0, len(st.all))
-	for _, e := range st.all {
-		if r, ok := st.built[e.row.ref]; ok {
-			rs = append(rs, r)
-		} else {
-			rs = append(rs, e.res)
-		}
-	}
-	if _, err := resources.Build(rs); err != nil {
-		return err // a *resources.ValidationError
-	}
-	// The Set watchers get is built from the decoded rows, exactly what a
-	// Snapshot after this commit returns.
+	// Validate the rows as they will be stored: the Set built is what a
+	// Snapshot after this commit returns, and what watchers get. The
+	// stored form decodes to what the caller gave (Marshal round-trips),
+	// so only when it fails is the caller's own form built again, for
+	// problems that carry its file and line.
+	rs := make([]resources.Resource, len(st.all))
 	for i, e := range st.all {
 		rs[i] = e.res
 	}
 	set, err := resources.Build(rs)
 	if err != nil {
-		return fmt.Errorf("store: stored form does not validate: %w", err)
+		for i, e := range st.all {
+			if r, ok := st.built[e.row.ref]; ok {
+				rs[i] = r
+			}
+		}
+		if _, err2 := resources.Build(rs); err2 != nil {
+			return err2 // a *resources.ValidationError
+		}
+		return err
 	}
 
 	for _, ref := range st.deletes {
@@ -166,6 +172,7 @@ func (db *DB) mutate(ctx context.Context, op func(*state) error) error {
 		}
 		return db.wrap("commit", err)
 	}
+	db.metrics.writes.Add(1)
 	db.publish(set, uint64(st.rev))
 	return nil
 }

@@ -49,6 +49,7 @@ type DB struct {
 	w      *sql.DB         // writes (SQLite: BEGIN IMMEDIATE)
 	r      *sql.DB         // reads (the same as w on PostgreSQL)
 	pgConf *pgx.ConnConfig // PostgreSQL: for the LISTEN connection
+	schema string          // PostgreSQL: the schema DATABASE_URL names, if any
 	seal   *sealer
 
 	closeOnce sync.Once
@@ -56,9 +57,22 @@ type DB struct {
 
 	mu       sync.Mutex
 	watchers map[*watcher]struct{}
+
+	// cache holds decoded rows by ref (see decodeAll); its resources are
+	// never modified.
+	cacheMu sync.Mutex
+	cache   map[string]cached
+
+	metrics metrics
 }
 
 var _ Store = (*DB)(nil)
+
+// Connection pool bounds.
+const (
+	maxPostgresConns = 16
+	maxSQLiteReaders = 8
+)
 
 // dialect holds what differs between the backends.
 type dialect struct {
@@ -154,6 +168,7 @@ func (db *DB) openPostgres(rawURL string) error {
 		q.Del("schema")
 		q.Set("search_path", s)
 		u.RawQuery = q.Encode()
+		db.schema = s
 	}
 	conf, err := pgx.ParseConfig(u.String())
 	if err != nil {
@@ -162,6 +177,7 @@ func (db *DB) openPostgres(rawURL string) error {
 	db.d = postgresDialect
 	db.pgConf = conf
 	db.w = stdlib.OpenDB(*conf)
+	db.w.SetMaxOpenConns(maxPostgresConns)
 	db.r = db.w
 	return nil
 }
@@ -201,6 +217,11 @@ func (db *DB) openSQLite(path string) error {
 		w.Close()
 		return fmt.Errorf("store: open %s: %w", path, err)
 	}
+	// One writer connection: SQLite takes one writer at a time anyway, and
+	// writers of this process then queue in the pool instead of polling
+	// the file lock.
+	w.SetMaxOpenConns(1)
+	r.SetMaxOpenConns(maxSQLiteReaders)
 	db.d, db.w, db.r = sqliteDialect, w, r
 	return nil
 }

@@ -141,13 +141,12 @@ type Store interface {
 }
 
 // Apply creates each resource whose ref is not stored yet and updates each
-// one that is, in order, as `routr ctl apply -f` does. Resources without a
-// ref are created with a fresh one. Because each write is validated
-// against the whole set, rs should be ordered so that referenced
-// resources come first; Apply sorts them by kind dependency itself
-// (ACLs, Credentials, Trunks, Numbers, Domains, Agents, Peers). It stops at the first error, returning the
-// records written so far. Problems keep the file and line of resources
-// read with resources.Parse.
+// one that is, as `routr ctl apply -f` does; resources without a ref are
+// created with a fresh one. Each write is validated against the whole
+// set, so Apply first orders rs so that referenced kinds come first (ACLs,
+// Credentials, Trunks, Numbers, Domains, Agents, Peers). It stops at the
+// first error, returning the records written so far. Problems keep the
+// file and line of resources read with resources.Parse.
 func Apply(ctx context.Context, s Store, rs []resources.Resource) ([]Record, error) {
 	return apply(ctx, s, rs)
 }

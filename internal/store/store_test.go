@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/routr-go/routr/internal/resources"
 )
 
@@ -372,6 +374,23 @@ func TestWatchAcrossInstances(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, "delete in the other instance", func() bool { return h.Load().AgentByRef("a9") == nil })
+		// The reader's metrics show the revision it serves and its reloads.
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(reader)
+		want, _ := writer.Revision(ctx)
+		waitFor(t, "reader metrics", func() bool {
+			m := gather(t, reg)
+			return m["routr_store_revision"] == float64(want) && m["routr_store_reloads_total"] >= 1 && m["routr_store_writes_total"] == 0
+		})
+		if _, err := writer.Create(ctx, agent("a10", "1001", "domain-01", "")); err == nil {
+			t.Error("duplicate username accepted")
+		}
+		// Four writes: the seed, two creates, one delete.
+		wreg := prometheus.NewPedanticRegistry()
+		wreg.MustRegister(writer)
+		if m := gather(t, wreg); m["routr_store_writes_total"] != 4 || m["routr_store_write_errors_total"] != 1 || m["routr_store_revision"] != float64(want) {
+			t.Errorf("writer metrics %v", m)
+		}
 		cancel()
 		wg.Wait()
 		for range 2 {
@@ -504,6 +523,47 @@ func TestMigrationFiles(t *testing.T) {
 		ms, err := migrationsFor(d)
 		if err != nil || len(ms) == 0 || ms[0].version != 1 || len(ms[0].stmts) != 5 {
 			t.Errorf("%s: %+v, %v", d, ms, err)
+		}
+	}
+}
+
+// gather returns the registry's metrics by name (unlabelled ones).
+func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.GetGauge() != nil:
+				out[mf.GetName()] = m.GetGauge().GetValue()
+			case m.GetCounter() != nil:
+				out[mf.GetName()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	return out
+}
+
+// A Prisma-style DATABASE_URL, as Routr's, works: ?schema=name selects
+// (and creates) the schema the tables live in.
+func TestPostgresSchemaParam(t *testing.T) {
+	for _, b := range backends(t) {
+		if b.name != "postgres" {
+			continue
+		}
+		url := b.newURL(t)
+		db := open(t, url+"&schema=routr_v2", examples(t)...)
+		var n int
+		if err := db.r.QueryRow("SELECT COUNT(*) FROM routr_v2.resources").Scan(&n); err != nil || n == 0 {
+			t.Fatalf("resources in schema routr_v2: %d, %v", n, err)
+		}
+		db2 := open(t, url+"&schema=public")
+		if set, _, err := db2.Snapshot(context.Background()); err != nil || len(set.All()) != 0 {
+			t.Errorf("schema public is not empty: %v", err)
 		}
 	}
 }

@@ -38,7 +38,9 @@ func (db *DB) publish(set *resources.Set, rev uint64) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	for w := range db.watchers {
-		w.offer(set, rev)
+		if w.offer(set, rev) {
+			db.metrics.revision.Store(rev)
+		}
 	}
 }
 
@@ -79,6 +81,7 @@ func (db *DB) Watch(ctx context.Context, h *resources.Holder) error {
 	w := &watcher{h: h}
 	db.mu.Lock()
 	w.offer(set, rev)
+	db.metrics.revision.Store(max(db.metrics.revision.Load(), rev))
 	db.watchers[w] = struct{}{}
 	db.mu.Unlock()
 	defer func() {
@@ -142,7 +145,8 @@ func (db *DB) listen(ctx context.Context) *pgx.Conn {
 func (db *DB) refresh(ctx context.Context, w *watcher) {
 	rev, err := db.Revision(ctx)
 	if err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && db.checkOpen() == nil {
+			db.metrics.reloadErrors.Add(1)
 			db.log.Warn("store: read revision", "error", err)
 		}
 		return
@@ -155,13 +159,16 @@ func (db *DB) refresh(ctx context.Context, w *watcher) {
 	}
 	set, rev, err := db.Snapshot(ctx)
 	if err != nil {
-		if ctx.Err() == nil {
-			db.log.Error("store: reload resources", "error", err)
+		if ctx.Err() == nil && db.checkOpen() == nil {
+			db.metrics.reloadErrors.Add(1)
+			db.log.Error("store: reload resources; serving the last good set", "error", err)
 		}
 		return
 	}
 	db.mu.Lock()
 	if w.offer(set, rev) {
+		db.metrics.revision.Store(rev)
+		db.metrics.reloads.Add(1)
 		db.log.Info("store: resources reloaded", "revision", rev)
 	}
 	db.mu.Unlock()
