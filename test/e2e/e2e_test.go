@@ -124,6 +124,7 @@ spec:
 		"EMBEDDED_NATS=true",
 		"NATS_PUBLISHER_URL="+e.natsURL,
 		"HTTP_ADDR="+e.httpAddr,
+		"API_ADDR=127.0.0.1:"+strconv.Itoa(freePort(t)), // database modes serve the API
 		"ENABLE_HEALTHCHECKS=true",
 		"LOG_LEVEL=warn",
 	)
