@@ -82,14 +82,14 @@ func (rv *resolver) get(kind resources.Kind, ref string) *store.Record {
 
 func (rv *resolver) acl(ref string) *aclpb.AccessControlList {
 	if r := rv.get(resources.KindACL, ref); r != nil {
-		return aclPB(*r)
+		return rv.aclPB(*r)
 	}
 	return nil
 }
 
 func (rv *resolver) credentials(ref string) *credentialspb.Credentials {
 	if r := rv.get(resources.KindCredentials, ref); r != nil {
-		return credentialsPB(*r)
+		return rv.credentialsPB(*r)
 	}
 	return nil
 }
@@ -115,7 +115,7 @@ func (rv *resolver) domain(ref string) *domainspb.Domain {
 	return nil
 }
 
-func aclPB(rec store.Record) *aclpb.AccessControlList {
+func (*resolver) aclPB(rec store.Record) *aclpb.AccessControlList {
 	x, ok := rec.Resource.(*resources.AccessControlList)
 	if !ok {
 		return nil
@@ -132,7 +132,7 @@ func aclPB(rec store.Record) *aclpb.AccessControlList {
 	}
 }
 
-func credentialsPB(rec store.Record) *credentialspb.Credentials {
+func (*resolver) credentialsPB(rec store.Record) *credentialspb.Credentials {
 	x, ok := rec.Resource.(*resources.Credentials)
 	if !ok {
 		return nil

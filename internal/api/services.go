@@ -5,6 +5,7 @@ import (
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/routr-go/routr/internal/apipb/aclpb"
 	"github.com/routr-go/routr/internal/apipb/agentspb"
@@ -14,6 +15,7 @@ import (
 	"github.com/routr-go/routr/internal/apipb/peerspb"
 	"github.com/routr-go/routr/internal/apipb/trunkspb"
 	"github.com/routr-go/routr/internal/resources"
+	"github.com/routr-go/routr/internal/store"
 )
 
 // Updates follow Routr: a request field left at its zero value (which
@@ -35,8 +37,71 @@ func base(kind resources.Kind, ref, name string, ext map[string]any) resources.B
 
 func ok[T any](m *T) (*connect.Response[T], error) { return connect.NewResponse(m), nil }
 
-func empty() (*connect.Response[emptypb.Empty], error) {
-	return connect.NewResponse(&emptypb.Empty{}), nil
+// update merges a request into the stored resource of kind and ref
+// (merge copies the request's set fields; a non-empty extended replaces
+// the stored one) and stores it.
+func update[T resources.Resource](s *Server, ctx context.Context, kind resources.Kind, ref string, ext *structpb.Struct, merge func(T)) (store.Record, error) {
+	return s.update(ctx, kind, ref, func(r resources.Resource) error {
+		x, err := kindOf[T](r)
+		if err != nil {
+			return err
+		}
+		merge(x)
+		if e := fromStruct(ext); e != nil {
+			r.Meta().Extended = e
+		}
+		return nil
+	})
+}
+
+// converter renders a stored resource as its API message.
+type converter[M any] func(*resolver, store.Record) *M
+
+// answer renders rec, or passes err on.
+func answer[M any](s *Server, ctx context.Context, conv converter[M], rec store.Record, err error) (*connect.Response[M], error) {
+	if err != nil {
+		return nil, err
+	}
+	return ok(conv(newResolver(ctx, s.st), rec))
+}
+
+func getAs[M any](s *Server, ctx context.Context, kind resources.Kind, ref string, conv converter[M]) (*connect.Response[M], error) {
+	rec, err := s.get(ctx, kind, ref)
+	return answer(s, ctx, conv, rec, err)
+}
+
+func deleteAs(s *Server, ctx context.Context, kind resources.Kind, ref string) (*connect.Response[emptypb.Empty], error) {
+	if err := s.delete(ctx, kind, ref); err != nil {
+		return nil, err
+	}
+	return ok(&emptypb.Empty{})
+}
+
+// listAs answers a List request; wrap builds the response message.
+func listAs[R, M any](s *Server, ctx context.Context, kind resources.Kind, size int32, token string, conv converter[M], wrap func([]*M, string) *R) (*connect.Response[R], error) {
+	recs, next, err := s.list(ctx, kind, size, token)
+	if err != nil {
+		return nil, err
+	}
+	return ok(wrap(render(s, ctx, conv, recs), next))
+}
+
+// findAs answers a FindBy request.
+func findAs[R, M any](s *Server, ctx context.Context, kind resources.Kind, field, value string, conv converter[M], wrap func([]*M) *R) (*connect.Response[R], error) {
+	recs, err := s.findBy(ctx, kind, field, value)
+	if err != nil {
+		return nil, err
+	}
+	return ok(wrap(render(s, ctx, conv, recs)))
+}
+
+func render[M any](s *Server, ctx context.Context, conv converter[M], recs []store.Record) []*M {
+	rv := newResolver(ctx, s.st)
+	out := make([]*M, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, conv(rv, r))
+	}
+	return out
 }
 
 // ---- AccessControlList
@@ -46,19 +111,12 @@ type aclService struct{ s *Server }
 func (a aclService) Create(ctx context.Context, req *connect.Request[aclpb.CreateACLRequest]) (*connect.Response[aclpb.AccessControlList], error) {
 	m := req.Msg
 	rec, err := a.s.create(ctx, &resources.AccessControlList{Base: base(resources.KindACL, m.GetRef(), m.GetName(), fromStruct(m.GetExtended())), Allow: m.GetAllow(), Deny: m.GetDeny()})
-	if err != nil {
-		return nil, err
-	}
-	return ok(aclPB(rec))
+	return answer(a.s, ctx, (*resolver).aclPB, rec, err)
 }
 
 func (a aclService) Update(ctx context.Context, req *connect.Request[aclpb.UpdateACLRequest]) (*connect.Response[aclpb.AccessControlList], error) {
 	m := req.Msg
-	rec, err := a.s.update(ctx, resources.KindACL, m.GetRef(), func(r resources.Resource) error {
-		x, err := kindOf[*resources.AccessControlList](r)
-		if err != nil {
-			return err
-		}
+	rec, err := update(a.s, ctx, resources.KindACL, m.GetRef(), m.GetExtended(), func(x *resources.AccessControlList) {
 		set(&x.Name, m.GetName())
 		if len(m.GetAllow()) > 0 {
 			x.Allow = m.GetAllow()
@@ -66,42 +124,23 @@ func (a aclService) Update(ctx context.Context, req *connect.Request[aclpb.Updat
 		if len(m.GetDeny()) > 0 {
 			x.Deny = m.GetDeny()
 		}
-		if e := fromStruct(m.GetExtended()); e != nil {
-			x.Extended = e
-		}
-		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return ok(aclPB(rec))
+	return answer(a.s, ctx, (*resolver).aclPB, rec, err)
 }
 
 func (a aclService) Get(ctx context.Context, req *connect.Request[aclpb.GetACLRequest]) (*connect.Response[aclpb.AccessControlList], error) {
-	rec, err := a.s.get(ctx, resources.KindACL, req.Msg.GetRef())
-	if err != nil {
-		return nil, err
-	}
-	return ok(aclPB(rec))
+	return getAs(a.s, ctx, resources.KindACL, req.Msg.GetRef(), (*resolver).aclPB)
 }
 
 func (a aclService) Delete(ctx context.Context, req *connect.Request[aclpb.DeleteACLRequest]) (*connect.Response[emptypb.Empty], error) {
-	if err := a.s.delete(ctx, resources.KindACL, req.Msg.GetRef()); err != nil {
-		return nil, err
-	}
-	return empty()
+	return deleteAs(a.s, ctx, resources.KindACL, req.Msg.GetRef())
 }
 
 func (a aclService) List(ctx context.Context, req *connect.Request[aclpb.ListACLsRequest]) (*connect.Response[aclpb.ListACLsResponse], error) {
-	recs, next, err := a.s.list(ctx, resources.KindACL, req.Msg.GetPageSize(), req.Msg.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	out := &aclpb.ListACLsResponse{NextPageToken: next}
-	for _, r := range recs {
-		out.Items = append(out.Items, aclPB(r))
-	}
-	return ok(out)
+	return listAs(a.s, ctx, resources.KindACL, req.Msg.GetPageSize(), req.Msg.GetPageToken(), (*resolver).aclPB,
+		func(items []*aclpb.AccessControlList, next string) *aclpb.ListACLsResponse {
+			return &aclpb.ListACLsResponse{Items: items, NextPageToken: next}
+		})
 }
 
 // ---- Credentials
@@ -111,58 +150,32 @@ type credentialsService struct{ s *Server }
 func (c credentialsService) Create(ctx context.Context, req *connect.Request[credentialspb.CreateCredentialsRequest]) (*connect.Response[credentialspb.Credentials], error) {
 	m := req.Msg
 	rec, err := c.s.create(ctx, &resources.Credentials{Base: base(resources.KindCredentials, m.GetRef(), m.GetName(), fromStruct(m.GetExtended())), Username: m.GetUsername(), Password: m.GetPassword()})
-	if err != nil {
-		return nil, err
-	}
-	return ok(credentialsPB(rec))
+	return answer(c.s, ctx, (*resolver).credentialsPB, rec, err)
 }
 
 func (c credentialsService) Update(ctx context.Context, req *connect.Request[credentialspb.UpdateCredentialsRequest]) (*connect.Response[credentialspb.Credentials], error) {
 	m := req.Msg
-	rec, err := c.s.update(ctx, resources.KindCredentials, m.GetRef(), func(r resources.Resource) error {
-		x, err := kindOf[*resources.Credentials](r)
-		if err != nil {
-			return err
-		}
+	rec, err := update(c.s, ctx, resources.KindCredentials, m.GetRef(), m.GetExtended(), func(x *resources.Credentials) {
 		set(&x.Name, m.GetName())
 		set(&x.Username, m.GetUsername())
 		set(&x.Password, m.GetPassword())
-		if e := fromStruct(m.GetExtended()); e != nil {
-			x.Extended = e
-		}
-		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return ok(credentialsPB(rec))
+	return answer(c.s, ctx, (*resolver).credentialsPB, rec, err)
 }
 
 func (c credentialsService) Get(ctx context.Context, req *connect.Request[credentialspb.GetCredentialsRequest]) (*connect.Response[credentialspb.Credentials], error) {
-	rec, err := c.s.get(ctx, resources.KindCredentials, req.Msg.GetRef())
-	if err != nil {
-		return nil, err
-	}
-	return ok(credentialsPB(rec))
+	return getAs(c.s, ctx, resources.KindCredentials, req.Msg.GetRef(), (*resolver).credentialsPB)
 }
 
 func (c credentialsService) Delete(ctx context.Context, req *connect.Request[credentialspb.DeleteCredentialsRequest]) (*connect.Response[emptypb.Empty], error) {
-	if err := c.s.delete(ctx, resources.KindCredentials, req.Msg.GetRef()); err != nil {
-		return nil, err
-	}
-	return empty()
+	return deleteAs(c.s, ctx, resources.KindCredentials, req.Msg.GetRef())
 }
 
 func (c credentialsService) List(ctx context.Context, req *connect.Request[credentialspb.ListCredentialsRequest]) (*connect.Response[credentialspb.ListCredentialsResponse], error) {
-	recs, next, err := c.s.list(ctx, resources.KindCredentials, req.Msg.GetPageSize(), req.Msg.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	out := &credentialspb.ListCredentialsResponse{NextPageToken: next}
-	for _, r := range recs {
-		out.Items = append(out.Items, credentialsPB(r))
-	}
-	return ok(out)
+	return listAs(c.s, ctx, resources.KindCredentials, req.Msg.GetPageSize(), req.Msg.GetPageToken(), (*resolver).credentialsPB,
+		func(items []*credentialspb.Credentials, next string) *credentialspb.ListCredentialsResponse {
+			return &credentialspb.ListCredentialsResponse{Items: items, NextPageToken: next}
+		})
 }
 
 // ---- Domains
@@ -177,74 +190,41 @@ func (d domainService) Create(ctx context.Context, req *connect.Request[domainsp
 		AccessControlListRef: m.GetAccessControlListRef(),
 		EgressPolicies:       egressPolicies(m.GetEgressPolicies()),
 	})
-	if err != nil {
-		return nil, err
-	}
-	return ok(newResolver(ctx, d.s.st).domainPB(rec))
+	return answer(d.s, ctx, (*resolver).domainPB, rec, err)
 }
 
 func (d domainService) Update(ctx context.Context, req *connect.Request[domainspb.UpdateDomainRequest]) (*connect.Response[domainspb.Domain], error) {
 	m := req.Msg
-	rec, err := d.s.update(ctx, resources.KindDomain, m.GetRef(), func(r resources.Resource) error {
-		x, err := kindOf[*resources.Domain](r)
-		if err != nil {
-			return err
-		}
+	rec, err := update(d.s, ctx, resources.KindDomain, m.GetRef(), m.GetExtended(), func(x *resources.Domain) {
 		set(&x.Name, m.GetName())
 		set(&x.AccessControlListRef, m.GetAccessControlListRef())
 		if len(m.GetEgressPolicies()) > 0 {
 			x.EgressPolicies = egressPolicies(m.GetEgressPolicies())
 		}
-		if e := fromStruct(m.GetExtended()); e != nil {
-			x.Extended = e
-		}
-		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return ok(newResolver(ctx, d.s.st).domainPB(rec))
+	return answer(d.s, ctx, (*resolver).domainPB, rec, err)
 }
 
 func (d domainService) Get(ctx context.Context, req *connect.Request[domainspb.GetDomainRequest]) (*connect.Response[domainspb.Domain], error) {
-	rec, err := d.s.get(ctx, resources.KindDomain, req.Msg.GetRef())
-	if err != nil {
-		return nil, err
-	}
-	return ok(newResolver(ctx, d.s.st).domainPB(rec))
+	return getAs(d.s, ctx, resources.KindDomain, req.Msg.GetRef(), (*resolver).domainPB)
 }
 
 func (d domainService) Delete(ctx context.Context, req *connect.Request[domainspb.DeleteDomainRequest]) (*connect.Response[emptypb.Empty], error) {
-	if err := d.s.delete(ctx, resources.KindDomain, req.Msg.GetRef()); err != nil {
-		return nil, err
-	}
-	return empty()
+	return deleteAs(d.s, ctx, resources.KindDomain, req.Msg.GetRef())
 }
 
 func (d domainService) List(ctx context.Context, req *connect.Request[domainspb.ListDomainRequest]) (*connect.Response[domainspb.ListDomainsResponse], error) {
-	recs, next, err := d.s.list(ctx, resources.KindDomain, req.Msg.GetPageSize(), req.Msg.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	rv := newResolver(ctx, d.s.st)
-	out := &domainspb.ListDomainsResponse{NextPageToken: next}
-	for _, r := range recs {
-		out.Items = append(out.Items, rv.domainPB(r))
-	}
-	return ok(out)
+	return listAs(d.s, ctx, resources.KindDomain, req.Msg.GetPageSize(), req.Msg.GetPageToken(), (*resolver).domainPB,
+		func(items []*domainspb.Domain, next string) *domainspb.ListDomainsResponse {
+			return &domainspb.ListDomainsResponse{Items: items, NextPageToken: next}
+		})
 }
 
 func (d domainService) FindBy(ctx context.Context, req *connect.Request[domainspb.FindByRequest]) (*connect.Response[domainspb.FindByResponse], error) {
-	recs, err := d.s.findBy(ctx, resources.KindDomain, req.Msg.GetFieldName(), req.Msg.GetFieldValue())
-	if err != nil {
-		return nil, err
-	}
-	rv := newResolver(ctx, d.s.st)
-	out := &domainspb.FindByResponse{}
-	for _, r := range recs {
-		out.Items = append(out.Items, rv.domainPB(r))
-	}
-	return ok(out)
+	return findAs(d.s, ctx, resources.KindDomain, req.Msg.GetFieldName(), req.Msg.GetFieldValue(), (*resolver).domainPB,
+		func(items []*domainspb.Domain) *domainspb.FindByResponse {
+			return &domainspb.FindByResponse{Items: items}
+		})
 }
 
 // ---- Agents
@@ -265,19 +245,12 @@ func (a agentService) Create(ctx context.Context, req *connect.Request[agentspb.
 		MaxContacts:    int(m.GetMaxContacts()),
 		Expires:        int(m.GetExpires()),
 	})
-	if err != nil {
-		return nil, err
-	}
-	return ok(newResolver(ctx, a.s.st).agentPB(rec))
+	return answer(a.s, ctx, (*resolver).agentPB, rec, err)
 }
 
 func (a agentService) Update(ctx context.Context, req *connect.Request[agentspb.UpdateAgentRequest]) (*connect.Response[agentspb.Agent], error) {
 	m := req.Msg
-	rec, err := a.s.update(ctx, resources.KindAgent, m.GetRef(), func(r resources.Resource) error {
-		x, err := kindOf[*resources.Agent](r)
-		if err != nil {
-			return err
-		}
+	rec, err := update(a.s, ctx, resources.KindAgent, m.GetRef(), m.GetExtended(), func(x *resources.Agent) {
 		set(&x.Name, m.GetName())
 		if m.GetPrivacy() == agentspb.Privacy_NONE {
 			x.Privacy = resources.PrivacyNone
@@ -287,56 +260,28 @@ func (a agentService) Update(ctx context.Context, req *connect.Request[agentspb.
 		set(&x.CredentialsRef, m.GetCredentialsRef())
 		set(&x.MaxContacts, int(m.GetMaxContacts()))
 		set(&x.Expires, int(m.GetExpires()))
-		if e := fromStruct(m.GetExtended()); e != nil {
-			x.Extended = e
-		}
-		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return ok(newResolver(ctx, a.s.st).agentPB(rec))
+	return answer(a.s, ctx, (*resolver).agentPB, rec, err)
 }
 
 func (a agentService) Get(ctx context.Context, req *connect.Request[agentspb.GetAgentRequest]) (*connect.Response[agentspb.Agent], error) {
-	rec, err := a.s.get(ctx, resources.KindAgent, req.Msg.GetRef())
-	if err != nil {
-		return nil, err
-	}
-	return ok(newResolver(ctx, a.s.st).agentPB(rec))
+	return getAs(a.s, ctx, resources.KindAgent, req.Msg.GetRef(), (*resolver).agentPB)
 }
 
 func (a agentService) Delete(ctx context.Context, req *connect.Request[agentspb.DeleteAgentRequest]) (*connect.Response[emptypb.Empty], error) {
-	if err := a.s.delete(ctx, resources.KindAgent, req.Msg.GetRef()); err != nil {
-		return nil, err
-	}
-	return empty()
+	return deleteAs(a.s, ctx, resources.KindAgent, req.Msg.GetRef())
 }
 
 func (a agentService) List(ctx context.Context, req *connect.Request[agentspb.ListAgentsRequest]) (*connect.Response[agentspb.ListAgentsResponse], error) {
-	recs, next, err := a.s.list(ctx, resources.KindAgent, req.Msg.GetPageSize(), req.Msg.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	rv := newResolver(ctx, a.s.st)
-	out := &agentspb.ListAgentsResponse{NextPageToken: next}
-	for _, r := range recs {
-		out.Items = append(out.Items, rv.agentPB(r))
-	}
-	return ok(out)
+	return listAs(a.s, ctx, resources.KindAgent, req.Msg.GetPageSize(), req.Msg.GetPageToken(), (*resolver).agentPB,
+		func(items []*agentspb.Agent, next string) *agentspb.ListAgentsResponse {
+			return &agentspb.ListAgentsResponse{Items: items, NextPageToken: next}
+		})
 }
 
 func (a agentService) FindBy(ctx context.Context, req *connect.Request[agentspb.FindByRequest]) (*connect.Response[agentspb.FindByResponse], error) {
-	recs, err := a.s.findBy(ctx, resources.KindAgent, req.Msg.GetFieldName(), req.Msg.GetFieldValue())
-	if err != nil {
-		return nil, err
-	}
-	rv := newResolver(ctx, a.s.st)
-	out := &agentspb.FindByResponse{}
-	for _, r := range recs {
-		out.Items = append(out.Items, rv.agentPB(r))
-	}
-	return ok(out)
+	return findAs(a.s, ctx, resources.KindAgent, req.Msg.GetFieldName(), req.Msg.GetFieldValue(), (*resolver).agentPB,
+		func(items []*agentspb.Agent) *agentspb.FindByResponse { return &agentspb.FindByResponse{Items: items} })
 }
 
 // ---- Numbers
@@ -356,19 +301,12 @@ func (n numberService) Create(ctx context.Context, req *connect.Request[numbersp
 		Country:               m.GetCountry(),
 		CountryISOCode:        m.GetCountryIsoCode(),
 	})
-	if err != nil {
-		return nil, err
-	}
-	return ok(newResolver(ctx, n.s.st).numberPB(rec))
+	return answer(n.s, ctx, (*resolver).numberPB, rec, err)
 }
 
 func (n numberService) Update(ctx context.Context, req *connect.Request[numberspb.UpdateNumberRequest]) (*connect.Response[numberspb.Number], error) {
 	m := req.Msg
-	rec, err := n.s.update(ctx, resources.KindNumber, m.GetRef(), func(r resources.Resource) error {
-		x, err := kindOf[*resources.Number](r)
-		if err != nil {
-			return err
-		}
+	rec, err := update(n.s, ctx, resources.KindNumber, m.GetRef(), m.GetExtended(), func(x *resources.Number) {
 		set(&x.Name, m.GetName())
 		set(&x.AORLink, m.GetAorLink())
 		set(&x.SessionAffinityHeader, m.GetSessionAffinityHeader())
@@ -376,56 +314,30 @@ func (n numberService) Update(ctx context.Context, req *connect.Request[numbersp
 		if len(m.GetExtraHeaders()) > 0 {
 			x.ExtraHeaders = extraHeaders(m.GetExtraHeaders())
 		}
-		if e := fromStruct(m.GetExtended()); e != nil {
-			x.Extended = e
-		}
-		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return ok(newResolver(ctx, n.s.st).numberPB(rec))
+	return answer(n.s, ctx, (*resolver).numberPB, rec, err)
 }
 
 func (n numberService) Get(ctx context.Context, req *connect.Request[numberspb.GetNumberRequest]) (*connect.Response[numberspb.Number], error) {
-	rec, err := n.s.get(ctx, resources.KindNumber, req.Msg.GetRef())
-	if err != nil {
-		return nil, err
-	}
-	return ok(newResolver(ctx, n.s.st).numberPB(rec))
+	return getAs(n.s, ctx, resources.KindNumber, req.Msg.GetRef(), (*resolver).numberPB)
 }
 
 func (n numberService) Delete(ctx context.Context, req *connect.Request[numberspb.DeleteNumberRequest]) (*connect.Response[emptypb.Empty], error) {
-	if err := n.s.delete(ctx, resources.KindNumber, req.Msg.GetRef()); err != nil {
-		return nil, err
-	}
-	return empty()
+	return deleteAs(n.s, ctx, resources.KindNumber, req.Msg.GetRef())
 }
 
 func (n numberService) List(ctx context.Context, req *connect.Request[numberspb.ListNumberRequest]) (*connect.Response[numberspb.ListNumbersResponse], error) {
-	recs, next, err := n.s.list(ctx, resources.KindNumber, req.Msg.GetPageSize(), req.Msg.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	rv := newResolver(ctx, n.s.st)
-	out := &numberspb.ListNumbersResponse{NextPageToken: next}
-	for _, r := range recs {
-		out.Items = append(out.Items, rv.numberPB(r))
-	}
-	return ok(out)
+	return listAs(n.s, ctx, resources.KindNumber, req.Msg.GetPageSize(), req.Msg.GetPageToken(), (*resolver).numberPB,
+		func(items []*numberspb.Number, next string) *numberspb.ListNumbersResponse {
+			return &numberspb.ListNumbersResponse{Items: items, NextPageToken: next}
+		})
 }
 
 func (n numberService) FindBy(ctx context.Context, req *connect.Request[numberspb.FindByRequest]) (*connect.Response[numberspb.FindByResponse], error) {
-	recs, err := n.s.findBy(ctx, resources.KindNumber, req.Msg.GetFieldName(), req.Msg.GetFieldValue())
-	if err != nil {
-		return nil, err
-	}
-	rv := newResolver(ctx, n.s.st)
-	out := &numberspb.FindByResponse{}
-	for _, r := range recs {
-		out.Items = append(out.Items, rv.numberPB(r))
-	}
-	return ok(out)
+	return findAs(n.s, ctx, resources.KindNumber, req.Msg.GetFieldName(), req.Msg.GetFieldValue(), (*resolver).numberPB,
+		func(items []*numberspb.Number) *numberspb.FindByResponse {
+			return &numberspb.FindByResponse{Items: items}
+		})
 }
 
 // ---- Peers
@@ -447,19 +359,12 @@ func (p peerService) Create(ctx context.Context, req *connect.Request[peerspb.Cr
 		MaxContacts:          int(m.GetMaxContacts()),
 		Expires:              int(m.GetExpires()),
 	})
-	if err != nil {
-		return nil, err
-	}
-	return ok(newResolver(ctx, p.s.st).peerPB(rec))
+	return answer(p.s, ctx, (*resolver).peerPB, rec, err)
 }
 
 func (p peerService) Update(ctx context.Context, req *connect.Request[peerspb.UpdatePeerRequest]) (*connect.Response[peerspb.Peer], error) {
 	m := req.Msg
-	rec, err := p.s.update(ctx, resources.KindPeer, m.GetRef(), func(r resources.Resource) error {
-		x, err := kindOf[*resources.Peer](r)
-		if err != nil {
-			return err
-		}
+	rec, err := update(p.s, ctx, resources.KindPeer, m.GetRef(), m.GetExtended(), func(x *resources.Peer) {
 		set(&x.Name, m.GetName())
 		set(&x.AOR, m.GetAor())
 		set(&x.ContactAddr, m.GetContactAddr())
@@ -470,56 +375,28 @@ func (p peerService) Update(ctx context.Context, req *connect.Request[peerspb.Up
 		set(&x.Enabled, m.GetEnabled())
 		set(&x.MaxContacts, int(m.GetMaxContacts()))
 		set(&x.Expires, int(m.GetExpires()))
-		if e := fromStruct(m.GetExtended()); e != nil {
-			x.Extended = e
-		}
-		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return ok(newResolver(ctx, p.s.st).peerPB(rec))
+	return answer(p.s, ctx, (*resolver).peerPB, rec, err)
 }
 
 func (p peerService) Get(ctx context.Context, req *connect.Request[peerspb.GetPeerRequest]) (*connect.Response[peerspb.Peer], error) {
-	rec, err := p.s.get(ctx, resources.KindPeer, req.Msg.GetRef())
-	if err != nil {
-		return nil, err
-	}
-	return ok(newResolver(ctx, p.s.st).peerPB(rec))
+	return getAs(p.s, ctx, resources.KindPeer, req.Msg.GetRef(), (*resolver).peerPB)
 }
 
 func (p peerService) Delete(ctx context.Context, req *connect.Request[peerspb.DeletePeerRequest]) (*connect.Response[emptypb.Empty], error) {
-	if err := p.s.delete(ctx, resources.KindPeer, req.Msg.GetRef()); err != nil {
-		return nil, err
-	}
-	return empty()
+	return deleteAs(p.s, ctx, resources.KindPeer, req.Msg.GetRef())
 }
 
 func (p peerService) List(ctx context.Context, req *connect.Request[peerspb.ListPeersRequest]) (*connect.Response[peerspb.ListPeersResponse], error) {
-	recs, next, err := p.s.list(ctx, resources.KindPeer, req.Msg.GetPageSize(), req.Msg.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	rv := newResolver(ctx, p.s.st)
-	out := &peerspb.ListPeersResponse{NextPageToken: next}
-	for _, r := range recs {
-		out.Items = append(out.Items, rv.peerPB(r))
-	}
-	return ok(out)
+	return listAs(p.s, ctx, resources.KindPeer, req.Msg.GetPageSize(), req.Msg.GetPageToken(), (*resolver).peerPB,
+		func(items []*peerspb.Peer, next string) *peerspb.ListPeersResponse {
+			return &peerspb.ListPeersResponse{Items: items, NextPageToken: next}
+		})
 }
 
 func (p peerService) FindBy(ctx context.Context, req *connect.Request[peerspb.FindByRequest]) (*connect.Response[peerspb.FindByResponse], error) {
-	recs, err := p.s.findBy(ctx, resources.KindPeer, req.Msg.GetFieldName(), req.Msg.GetFieldValue())
-	if err != nil {
-		return nil, err
-	}
-	rv := newResolver(ctx, p.s.st)
-	out := &peerspb.FindByResponse{}
-	for _, r := range recs {
-		out.Items = append(out.Items, rv.peerPB(r))
-	}
-	return ok(out)
+	return findAs(p.s, ctx, resources.KindPeer, req.Msg.GetFieldName(), req.Msg.GetFieldValue(), (*resolver).peerPB,
+		func(items []*peerspb.Peer) *peerspb.FindByResponse { return &peerspb.FindByResponse{Items: items} })
 }
 
 // ---- Trunks
@@ -537,19 +414,12 @@ func (t trunkService) Create(ctx context.Context, req *connect.Request[trunkspb.
 		OutboundCredentialsRef: m.GetOutboundCredentialsRef(),
 		URIs:                   trunkURIs(m.GetUris()),
 	})
-	if err != nil {
-		return nil, err
-	}
-	return ok(newResolver(ctx, t.s.st).trunkPB(rec))
+	return answer(t.s, ctx, (*resolver).trunkPB, rec, err)
 }
 
 func (t trunkService) Update(ctx context.Context, req *connect.Request[trunkspb.UpdateTrunkRequest]) (*connect.Response[trunkspb.Trunk], error) {
 	m := req.Msg
-	rec, err := t.s.update(ctx, resources.KindTrunk, m.GetRef(), func(r resources.Resource) error {
-		x, err := kindOf[*resources.Trunk](r)
-		if err != nil {
-			return err
-		}
+	rec, err := update(t.s, ctx, resources.KindTrunk, m.GetRef(), m.GetExtended(), func(x *resources.Trunk) {
 		set(&x.Name, m.GetName())
 		set(&x.SendRegister, m.GetSendRegister())
 		set(&x.InboundURI, m.GetInboundUri())
@@ -559,54 +429,26 @@ func (t trunkService) Update(ctx context.Context, req *connect.Request[trunkspb.
 		if len(m.GetUris()) > 0 {
 			x.URIs = trunkURIs(m.GetUris())
 		}
-		if e := fromStruct(m.GetExtended()); e != nil {
-			x.Extended = e
-		}
-		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return ok(newResolver(ctx, t.s.st).trunkPB(rec))
+	return answer(t.s, ctx, (*resolver).trunkPB, rec, err)
 }
 
 func (t trunkService) Get(ctx context.Context, req *connect.Request[trunkspb.GetTrunkRequest]) (*connect.Response[trunkspb.Trunk], error) {
-	rec, err := t.s.get(ctx, resources.KindTrunk, req.Msg.GetRef())
-	if err != nil {
-		return nil, err
-	}
-	return ok(newResolver(ctx, t.s.st).trunkPB(rec))
+	return getAs(t.s, ctx, resources.KindTrunk, req.Msg.GetRef(), (*resolver).trunkPB)
 }
 
 func (t trunkService) Delete(ctx context.Context, req *connect.Request[trunkspb.DeleteTrunkRequest]) (*connect.Response[emptypb.Empty], error) {
-	if err := t.s.delete(ctx, resources.KindTrunk, req.Msg.GetRef()); err != nil {
-		return nil, err
-	}
-	return empty()
+	return deleteAs(t.s, ctx, resources.KindTrunk, req.Msg.GetRef())
 }
 
 func (t trunkService) List(ctx context.Context, req *connect.Request[trunkspb.ListTrunkRequest]) (*connect.Response[trunkspb.ListTrunksResponse], error) {
-	recs, next, err := t.s.list(ctx, resources.KindTrunk, req.Msg.GetPageSize(), req.Msg.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	rv := newResolver(ctx, t.s.st)
-	out := &trunkspb.ListTrunksResponse{NextPageToken: next}
-	for _, r := range recs {
-		out.Items = append(out.Items, rv.trunkPB(r))
-	}
-	return ok(out)
+	return listAs(t.s, ctx, resources.KindTrunk, req.Msg.GetPageSize(), req.Msg.GetPageToken(), (*resolver).trunkPB,
+		func(items []*trunkspb.Trunk, next string) *trunkspb.ListTrunksResponse {
+			return &trunkspb.ListTrunksResponse{Items: items, NextPageToken: next}
+		})
 }
 
 func (t trunkService) FindBy(ctx context.Context, req *connect.Request[trunkspb.FindByRequest]) (*connect.Response[trunkspb.FindByResponse], error) {
-	recs, err := t.s.findBy(ctx, resources.KindTrunk, req.Msg.GetFieldName(), req.Msg.GetFieldValue())
-	if err != nil {
-		return nil, err
-	}
-	rv := newResolver(ctx, t.s.st)
-	out := &trunkspb.FindByResponse{}
-	for _, r := range recs {
-		out.Items = append(out.Items, rv.trunkPB(r))
-	}
-	return ok(out)
+	return findAs(t.s, ctx, resources.KindTrunk, req.Msg.GetFieldName(), req.Msg.GetFieldValue(), (*resolver).trunkPB,
+		func(items []*trunkspb.Trunk) *trunkspb.FindByResponse { return &trunkspb.FindByResponse{Items: items} })
 }
