@@ -149,7 +149,7 @@ async function main() {
   assert.equal(acl2.name, "contract acl renamed")
   assert.deepEqual(acl2.deny, ["0.0.0.0/0"])
 
-  process.stdout.write(JSON.stringify({ domain: domain.ref, acl: acl.ref, alice: alice.ref, bob: bob.ref }) + "\n")
+  process.stdout.write(JSON.stringify({ domain: domain.ref, acl: acl.ref, alice: alice.ref, bob: bob.ref, aliceCredentials: c1.ref }) + "\n")
 }
 
 main().catch((e) => {

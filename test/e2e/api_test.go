@@ -22,6 +22,8 @@ import (
 
 	"github.com/routr-go/routr/internal/apipb/agentspb"
 	"github.com/routr-go/routr/internal/apipb/agentspb/agentspbconnect"
+	"github.com/routr-go/routr/internal/apipb/credentialspb"
+	"github.com/routr-go/routr/internal/apipb/credentialspb/credentialspbconnect"
 	"github.com/routr-go/routr/internal/apipb/domainspb"
 	"github.com/routr-go/routr/internal/apipb/domainspb/domainspbconnect"
 	"github.com/routr-go/routr/internal/siptest"
@@ -161,7 +163,7 @@ func TestAPIContractWithRoutrSDK(t *testing.T) {
 			if err := node.Run(); err != nil {
 				t.Fatalf("contract.js: %v\n%s\nedge log:\n%s", err, stderr.String(), a.log.String())
 			}
-			var refs struct{ Domain, ACL, Alice, Bob string }
+			var refs struct{ Domain, ACL, Alice, Bob, AliceCredentials string }
 			if err := json.Unmarshal(stdout.Bytes(), &refs); err != nil {
 				t.Fatalf("contract.js output %q: %v", stdout.String(), err)
 			}
@@ -193,6 +195,17 @@ func TestAPIContractWithRoutrSDK(t *testing.T) {
 				t.Fatalf("delete bob: %v", err)
 			}
 			waitRegisterNot(t, bob, 200)
+
+			// A new password, over HTTP/JSON (Connect), is the one that
+			// works from then on.
+			creds := credentialspbconnect.NewCredentialsServiceClient(hc, base, connect.WithProtoJSON(), withKey(a.key))
+			if _, err := creds.Update(ctx, connect.NewRequest(&credentialspb.UpdateCredentialsRequest{Ref: refs.AliceCredentials, Password: "alice-new"})); err != nil {
+				t.Fatalf("update alice's password: %v", err)
+			}
+			waitRegister(t, phone("alice", "alice-new"), 200)
+			if res, err := alice.Register(600, ""); err == nil && res.StatusCode == 200 {
+				t.Fatal("the old password still registers")
+			}
 
 			log := a.log.String()
 			for _, want := range []string{`"msg":"audit"`, `"action":"delete"`, `"ref":"` + refs.Bob + `"`, `"key_name":"contract"`} {
