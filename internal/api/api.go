@@ -44,9 +44,10 @@ type Options struct {
 
 // Server implements the management API services.
 type Server struct {
-	st  store.Store
-	log *slog.Logger
-	m   *metrics
+	st       store.Store
+	log      *slog.Logger
+	auditLog *slog.Logger // log, but at info whatever its level
+	m        *metrics
 }
 
 // New returns a Server on o.Store.
@@ -55,7 +56,7 @@ func New(o Options) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{st: o.Store, log: log, m: newMetrics(o.Registerer)}
+	return &Server{st: o.Store, log: log, auditLog: slog.New(auditHandler{log.Handler()}), m: newMetrics(o.Registerer)}
 }
 
 // Handler returns the HTTP handler serving every service, behind the API

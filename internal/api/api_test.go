@@ -64,7 +64,7 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{st: st, key: plain, log: &strings.Builder{}, reg: prometheus.NewRegistry()}
-	s := New(Options{Store: st, Logger: slog.New(slog.NewJSONHandler(logBuffer{f.log}, nil)), Registerer: f.reg})
+	s := New(Options{Store: st, Logger: slog.New(slog.NewJSONHandler(logBuffer{f.log}, &slog.HandlerOptions{Level: slog.LevelError})), Registerer: f.reg})
 	f.s = s
 	f.h = s.Handler()
 	f.srv = httptest.NewUnstartedServer(f.h)

@@ -20,7 +20,7 @@ func (s *Server) audit(ctx context.Context, action string, kind resources.Kind, 
 	if c.Cert != "" {
 		attrs = append(attrs, "cert", c.Cert)
 	}
-	s.log.Info("audit", attrs...)
+	s.auditLog.Info("audit", attrs...)
 }
 
 func (s *Server) create(ctx context.Context, r resources.Resource) (store.Record, error) {

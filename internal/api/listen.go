@@ -33,9 +33,9 @@ func Listen(cfg Config, h http.Handler, log *slog.Logger) (*Listener, error) {
 		p.SetUnencryptedHTTP2(true)
 	}
 	srv := &http.Server{
-		Handler:           h,
-		Protocols:         &p,
-		TLSConfig:         tc,
+		Handler:   h,
+		Protocols: &p,
+		TLSConfig: tc,
 		// Calls are unary and small (MaxRequestBytes): a client that takes
 		// longer than this to send one or read the answer is cut off.
 		ReadHeaderTimeout: 10 * time.Second,

@@ -64,7 +64,7 @@ func startAPIEdge(t *testing.T, db database, extraEnv ...string) *apiEdge {
 	a.key = created.Key
 	// Tests retry REGISTERs until a change arrives: the flood guard's
 	// per-user failure ban is off.
-	a.edge = startEdge(t, append([]string{"LOG_LEVEL=info", "GUARD_MAX_AUTH_FAILURES=0"}, a.env...)...)
+	a.edge = startEdge(t, append([]string{"GUARD_MAX_AUTH_FAILURES=0"}, a.env...)...)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		c, err := net.Dial("tcp", a.api)
