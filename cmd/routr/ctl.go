@@ -100,9 +100,9 @@ func ctl(ctx context.Context, args []string, env func(string) string, stdout, st
 	cmd, pos := pos[0], pos[1:]
 	switch cmd {
 	case "apply":
-		err = ctlApply(ctx, env, f, stdout)
+		err = ctlApply(ctx, env, f, stdout, stderr)
 	case "apikey":
-		err = ctlAPIKey(ctx, env, pos, f, stdout)
+		err = ctlAPIKey(ctx, env, pos, f, stdout, stderr)
 	case "get", "describe", "create", "update", "delete":
 		err = ctlResource(ctx, cmd, pos, f, stdout)
 	default:

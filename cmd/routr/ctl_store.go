@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -21,7 +22,7 @@ import (
 // ENCRYPTION_KEY, or the default embedded database and its key file), for
 // the ctl commands that work on it directly: API keys (there is no key to
 // call the API with on a fresh install) and apply.
-func ctlStore(ctx context.Context, env func(string) string) (*store.DB, error) {
+func ctlStore(ctx context.Context, env func(string) string, note io.Writer) (*store.DB, error) {
 	cfg, err := config.Load(env)
 	if err != nil {
 		return nil, err
@@ -29,14 +30,26 @@ func ctlStore(ctx context.Context, env func(string) string) (*store.DB, error) {
 	if cfg.Storage.Mode() == config.StorageFiles {
 		return nil, fmt.Errorf("PATH_TO_RESOURCES without DATABASE_URL is the read-only files mode: set DATABASE_URL (or unset PATH_TO_RESOURCES for the default embedded database)")
 	}
-	return openStore(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), false)
+	url := cfg.Storage.URL()
+	fresh := false
+	if !store.IsPostgres(url) {
+		_, err := os.Stat(store.SQLitePath(url))
+		fresh = errors.Is(err, fs.ErrNotExist)
+	}
+	db, err := openStore(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), false)
+	if err == nil && fresh {
+		// Say so: from the wrong directory, the default path makes a
+		// database the edge does not use.
+		fmt.Fprintf(note, "routr ctl: created a new database %s\n", store.SQLitePath(url))
+	}
+	return db, err
 }
 
-func ctlAPIKey(ctx context.Context, env func(string) string, pos []string, f ctlFlags, stdout io.Writer) error {
+func ctlAPIKey(ctx context.Context, env func(string) string, pos []string, f ctlFlags, stdout, stderr io.Writer) error {
 	if len(pos) == 0 {
 		return usagef("want create <name>, revoke <id> or list")
 	}
-	db, err := ctlStore(ctx, env)
+	db, err := ctlStore(ctx, env, stderr)
 	if err != nil {
 		return err
 	}
@@ -87,7 +100,7 @@ func ctlAPIKey(ctx context.Context, env func(string) string, pos []string, f ctl
 // ctlApply reads Routr resource files (one file, or every .yaml, .yml and
 // .json file under a directory) and creates or updates each resource in
 // the database, refs kept.
-func ctlApply(ctx context.Context, env func(string) string, f ctlFlags, stdout io.Writer) error {
+func ctlApply(ctx context.Context, env func(string) string, f ctlFlags, stdout, stderr io.Writer) error {
 	if f.file == "" {
 		return usagef("apply: -f <file or directory> is required")
 	}
@@ -95,7 +108,7 @@ func ctlApply(ctx context.Context, env func(string) string, f ctlFlags, stdout i
 	if err != nil {
 		return err
 	}
-	db, err := ctlStore(ctx, env)
+	db, err := ctlStore(ctx, env, stderr)
 	if err != nil {
 		return err
 	}

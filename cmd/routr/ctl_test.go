@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -46,5 +48,42 @@ func TestParseCtlArgs(t *testing.T) {
 	}
 	if _, _, err := parseCtlArgs([]string{"get", "-o", "yaml"}, env, nil); err == nil {
 		t.Fatal("-o yaml accepted")
+	}
+}
+
+func TestCtlAPIKeyCommands(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "ctl.db")
+	vars := map[string]string{"DATABASE_URL": "sqlite:" + dbPath, "ENCRYPTION_KEY": strings.Repeat("ab", 32)}
+	env := func(k string) string { return vars[k] }
+	ctl := func(args ...string) (string, string) {
+		t.Helper()
+		var out, errb strings.Builder
+		if code := run(append([]string{"ctl"}, args...), env, &out, &errb); code != 0 {
+			t.Fatalf("ctl %v: exit %d: %s%s", args, code, out.String(), errb.String())
+		}
+		return out.String(), errb.String()
+	}
+	out, note := ctl("apikey", "create", "ops", "-o", "json")
+	var k struct{ ID, Name, Key string }
+	if err := json.Unmarshal([]byte(out), &k); err != nil || k.Name != "ops" || !strings.Contains(k.Key, k.ID) {
+		t.Fatalf("create: %v %q", err, out)
+	}
+	if !strings.Contains(note, "created a new database "+dbPath) {
+		t.Errorf("no note about the new database: %q", note)
+	}
+	if out, note = ctl("apikey", "list"); !strings.Contains(out, k.ID) || note != "" {
+		t.Fatalf("list: %q %q", out, note)
+	}
+	ctl("apikey", "revoke", k.ID)
+	out, _ = ctl("apikey", "list")
+	if line := out[strings.Index(out, k.ID):]; !strings.Contains(strings.SplitN(line, "\n", 2)[0], "T") || len(strings.Fields(strings.SplitN(line, "\n", 2)[0])) != 4 {
+		t.Fatalf("revoked key listed without a revocation time: %q", out)
+	}
+	var errb strings.Builder
+	if code := run([]string{"ctl", "apikey", "revoke", "nosuchid"}, env, io.Discard, &errb); code == 0 {
+		t.Fatal("revoking an unknown key succeeded")
+	}
+	if code := run([]string{"ctl", "get", "nosuchkind"}, env, io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), "unknown kind") {
+		t.Fatalf("unknown kind: exit %d, %q", code, errb.String())
 	}
 }
