@@ -60,7 +60,11 @@ func TestDefaultEmbeddedDatabase(t *testing.T) {
 	if src.DB == nil || src.Holder.Load().Agent("domain-01", "1001") == nil {
 		t.Fatalf("default source %+v lacks the seeded agent", src)
 	}
+	if fi, err := os.Stat(filepath.Join(dir, config.DefaultDatabasePath)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("database file: %v %v, want mode 0600", fi, err)
+	}
 	keyPath := filepath.Join(dir, config.DefaultDatabasePath+".key")
+
 	fi, err := os.Stat(keyPath)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v %v", fi, err)

@@ -203,6 +203,11 @@ func (db *DB) openSQLite(path string) error {
 			return fmt.Errorf("store: %w", err)
 		}
 	}
+	// Create the file private: it holds sealed passwords and API key
+	// hashes (SQLite gives its -wal and -shm files the same mode).
+	if f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	}
 	// WAL lets the readers (Snapshot, Get, the watcher's polls) run beside
 	// a writer; busy_timeout makes writers of other processes wait for
 	// the lock rather than fail.

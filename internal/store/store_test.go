@@ -567,3 +567,54 @@ func TestPostgresSchemaParam(t *testing.T) {
 		}
 	}
 }
+
+// A reader whose notification connection is killed keeps up by polling
+// and listens again.
+func TestWatchSurvivesLostConnection(t *testing.T) {
+	for _, b := range backends(t) {
+		if b.name != "postgres" {
+			continue
+		}
+		t.Run(b.name, func(t *testing.T) {
+			url := b.newURL(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			writer := open(t, url)
+			reader, err := Open(ctx, Options{URL: url, Key: testKey, PollInterval: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer reader.Close()
+			h := resources.NewHolder(nil)
+			done := make(chan error, 1)
+			go func() { done <- reader.Watch(ctx, h) }()
+			waitFor(t, "initial snapshot", func() bool { return h.Load() != nil })
+
+			// kill ends this database's LISTEN connections; it reports how many.
+			kill := func() int {
+				var n int
+				err := writer.r.QueryRow(`SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+					WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()`).Scan(&n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			waitFor(t, "a LISTEN connection", func() bool { return kill() == 1 })
+			if _, err := writer.Create(ctx, domain("d1", "d1.example.com")); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "change after the connection was lost", func() bool { return h.Load().Domain("d1") != nil })
+			// It listens again.
+			waitFor(t, "a new LISTEN connection", func() bool { return kill() == 1 })
+			if _, err := writer.Create(ctx, domain("d2", "d2.example.com")); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "second change", func() bool { return h.Load().Domain("d2") != nil })
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Watch: %v", err)
+			}
+		})
+	}
+}
