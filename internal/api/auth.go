@@ -81,7 +81,7 @@ func (s *Server) authenticate(next http.Handler, known func(string) bool) http.H
 		}
 		key := apiKey(r.Header)
 		if key == "" {
-			fail(connect.CodeUnauthenticated, "missing API key: send it as x-api-key: <key> or authorization: Bearer <key>")
+			fail(connect.CodeUnauthenticated, "missing API key: send it as x-api-key: <key>, authorization: Bearer <key>, or as the password of Basic credentials")
 			return
 		}
 		k, err := s.st.CheckAPIKey(r.Context(), key)
