@@ -3,15 +3,20 @@ package api
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
+	_ "github.com/jackc/pgx/v5/stdlib" // the pgx driver for creating test databases
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
@@ -49,10 +54,55 @@ type fixture struct {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
+	return newFixtureOn(t, "sqlite:"+filepath.Join(t.TempDir(), "api.db"))
+}
+
+// postgresURL makes a database of its own on the test PostgreSQL
+// (ROUTR_TEST_POSTGRES, else 127.0.0.1:5432 as postgres) and drops it
+// afterwards; it skips t when the server is unreachable, unless
+// ROUTR_REQUIRE_POSTGRES or CI is set.
+func postgresURL(t testing.TB) string {
+	t.Helper()
+	admin := os.Getenv("ROUTR_TEST_POSTGRES")
+	if admin == "" {
+		admin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	db, err := sql.Open("pgx", admin)
+	if err == nil {
+		err = db.Ping()
+	}
+	if err != nil {
+		if os.Getenv("ROUTR_REQUIRE_POSTGRES") != "" || os.Getenv("CI") != "" {
+			t.Fatalf("PostgreSQL unreachable: %v", err)
+		}
+		t.Skipf("PostgreSQL unreachable (%v); set ROUTR_TEST_POSTGRES", err)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "routr_api_" + hex.EncodeToString(b)
+	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
+			t.Errorf("drop %s: %v", name, err)
+		}
+		db.Close()
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func newFixtureOn(t testing.TB, dbURL string) *fixture {
+	t.Helper()
 	key := make([]byte, store.KeySize)
 	_, _ = rand.Read(key)
 	st, err := store.Open(context.Background(), store.Options{
-		URL: "sqlite:" + filepath.Join(t.TempDir(), "api.db"), Key: key,
+		URL: dbURL, Key: key,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -104,7 +154,11 @@ func wantCode(t *testing.T, err error, code connect.Code, contains string) {
 }
 
 func TestCRUDAllKinds(t *testing.T) {
-	f := newFixture(t)
+	t.Run("embedded", func(t *testing.T) { testCRUDAllKinds(t, newFixture(t)) })
+	t.Run("postgres", func(t *testing.T) { testCRUDAllKinds(t, newFixtureOn(t, postgresURL(t))) })
+}
+
+func testCRUDAllKinds(t *testing.T, f *fixture) {
 	ctx := context.Background()
 	hc := f.srv.Client()
 	for _, proto := range []connect.ClientOption{connect.WithGRPC(), connect.WithGRPCWeb(), connect.WithProtoJSON()} {
