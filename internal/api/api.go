@@ -40,11 +40,15 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the API's metrics; nil means none.
 	Registerer prometheus.Registerer
+	// CORSOrigins are the browser origins allowed to call the API ("*"
+	// for any); none means no CORS.
+	CORSOrigins []string
 }
 
 // Server implements the management API services.
 type Server struct {
 	st       store.Store
+	origins  []string
 	log      *slog.Logger
 	auditLog *slog.Logger // log, but at info whatever its level
 	m        *metrics
@@ -56,7 +60,7 @@ func New(o Options) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{st: o.Store, log: log, auditLog: slog.New(auditHandler{log.Handler()}), m: newMetrics(o.Registerer)}
+	return &Server{st: o.Store, origins: o.CORSOrigins, log: log, auditLog: slog.New(auditHandler{log.Handler()}), m: newMetrics(o.Registerer)}
 }
 
 // Handler returns the HTTP handler serving every service, behind the API
@@ -71,7 +75,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(numberspbconnect.NewNumbersHandler(numberService{s}, opts...))
 	mux.Handle(peerspbconnect.NewPeersHandler(peerService{s}, opts...))
 	mux.Handle(trunkspbconnect.NewTrunksHandler(trunkService{s}, opts...))
-	return s.authenticate(mux, func(path string) bool { return slices.Contains(procedures, path) })
+	return cors(s.origins, s.authenticate(mux, func(path string) bool { return slices.Contains(procedures, path) }))
 }
 
 // procedures lists every procedure the API serves.

@@ -25,6 +25,9 @@ type Config struct {
 	// ClientCAFile (API_TLS_CLIENT_CA) is a PEM bundle; when set, clients
 	// must present a certificate it signed.
 	ClientCAFile string
+	// CORSOrigins (API_CORS_ORIGINS, comma-separated) are the browser
+	// origins allowed to call the API; "*" allows any.
+	CORSOrigins []string
 }
 
 // LoadConfig reads the API settings from env.
@@ -37,6 +40,16 @@ func LoadConfig(env func(string) string) (Config, error) {
 	}
 	if c.Addr == "" {
 		c.Addr = DefaultAddr
+	}
+	for o := range strings.SplitSeq(env("API_CORS_ORIGINS"), ",") {
+		o = strings.TrimRight(strings.TrimSpace(o), "/")
+		if o == "" {
+			continue
+		}
+		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			return c, fmt.Errorf("API_CORS_ORIGINS: %q: want an origin such as https://admin.example.com, or *", o)
+		}
+		c.CORSOrigins = append(c.CORSOrigins, o)
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return c, fmt.Errorf("API_ADDR %q: want host:port: %w", c.Addr, err)
