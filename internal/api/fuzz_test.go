@@ -95,3 +95,31 @@ func TestFuzzHarnessReachesHandlers(t *testing.T) {
 		t.Fatalf("%d domains, %v; want 3", len(recs), err)
 	}
 }
+
+// FuzzAPIKeyHeaders: any authorization or x-api-key value is either
+// accepted as the valid key or refused with Unauthenticated, before the
+// body is read; never a crash or another answer.
+func FuzzAPIKeyHeaders(f *testing.F) {
+	fx := newFixture(f)
+	for _, s := range []string{"", "Bearer ", "Basic Og==", "Basic " + basic("a", "b"), "Bearer rk_0123456789abcdef_", "bearer  x ", "Basic\x00"} {
+		f.Add(s, "")
+		f.Add("", s)
+	}
+	f.Add("Bearer "+fx.key, "")
+	f.Fuzz(func(t *testing.T, authz, xkey string) {
+		req := httptest.NewRequest(http.MethodPost, domainspbconnect.DomainsListProcedure, bytes.NewReader([]byte("{}")))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header["Authorization"] = []string{authz}
+		req.Header["X-Api-Key"] = []string{xkey}
+		rec := httptest.NewRecorder()
+		fx.h.ServeHTTP(rec, req)
+		// Only the one valid key, however it was sent, gets through.
+		valid := apiKey(req.Header) == fx.key
+		switch {
+		case rec.Code == http.StatusOK && !valid:
+			t.Fatalf("accepted authorization %q x-api-key %q", authz, xkey)
+		case rec.Code != http.StatusOK && rec.Code != http.StatusUnauthorized:
+			t.Fatalf("HTTP %d for authorization %q x-api-key %q: %s", rec.Code, authz, xkey, rec.Body.String())
+		}
+	})
+}
