@@ -23,7 +23,7 @@ func listenAPI(env func(string) string, db *store.DB, reg prometheus.Registerer,
 		return nil, err
 	}
 	log = log.With("component", "api")
-	srv := api.New(api.Options{Store: db, Logger: log, Registerer: reg, CORSOrigins: cfg.CORSOrigins})
+	srv := api.New(api.Options{Store: db, Logger: log, Registerer: reg, CORSOrigins: cfg.CORSOrigins, TrustedNetworks: cfg.TrustedNetworks})
 	l, err := api.Listen(cfg, srv.Handler(), log)
 	if err != nil {
 		return nil, err

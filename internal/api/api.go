@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -43,12 +44,16 @@ type Options struct {
 	// CORSOrigins are the browser origins allowed to call the API ("*"
 	// for any); none means no CORS.
 	CORSOrigins []string
+	// TrustedNetworks may call without a key (a key they do send must
+	// still be valid); none means every call needs a key.
+	TrustedNetworks []netip.Prefix
 }
 
 // Server implements the management API services.
 type Server struct {
 	st       store.Store
 	origins  []string
+	trusted  []netip.Prefix
 	log      *slog.Logger
 	auditLog *slog.Logger // log, but at info whatever its level
 	m        *metrics
@@ -60,7 +65,7 @@ func New(o Options) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{st: o.Store, origins: o.CORSOrigins, log: log, auditLog: slog.New(auditHandler{log.Handler()}), m: newMetrics(o.Registerer)}
+	return &Server{st: o.Store, origins: o.CORSOrigins, trusted: o.TrustedNetworks, log: log, auditLog: slog.New(auditHandler{log.Handler()}), m: newMetrics(o.Registerer)}
 }
 
 // Handler returns the HTTP handler serving every service, behind the API

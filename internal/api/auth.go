@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -20,6 +21,8 @@ type Caller struct {
 	Cert string
 	// Addr is the client's network address.
 	Addr string
+	// Trusted is true for a call without a key from API_TRUSTED_NETWORKS.
+	Trusted bool
 }
 
 type callerKey struct{}
@@ -80,6 +83,11 @@ func (s *Server) authenticate(next http.Handler, known func(string) bool) http.H
 			_ = ew.Write(w, r, connect.NewError(code, errors.New(msg)))
 		}
 		key := apiKey(r.Header)
+		if key == "" && s.fromTrusted(r) {
+			c := Caller{Addr: r.RemoteAddr, Trusted: true}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+			return
+		}
 		if key == "" {
 			fail(connect.CodeUnauthenticated, "missing API key: send it as x-api-key: <key>, authorization: Bearer <key>, or as the password of Basic credentials")
 			return
@@ -101,4 +109,23 @@ func (s *Server) authenticate(next http.Handler, known func(string) bool) http.H
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
 	})
+}
+
+// fromTrusted reports whether r comes from API_TRUSTED_NETWORKS. The
+// address is the TCP peer's: behind a proxy, that is the proxy.
+func (s *Server) fromTrusted(r *http.Request) bool {
+	if len(s.trusted) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, p := range s.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }

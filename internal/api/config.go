@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 )
@@ -28,6 +29,10 @@ type Config struct {
 	// CORSOrigins (API_CORS_ORIGINS, comma-separated) are the browser
 	// origins allowed to call the API; "*" allows any.
 	CORSOrigins []string
+	// TrustedNetworks (API_TRUSTED_NETWORKS, comma-separated IPs or CIDRs)
+	// may call without a key, for clients that cannot send one (Routr's
+	// rctl). None by default.
+	TrustedNetworks []netip.Prefix
 }
 
 // LoadConfig reads the API settings from env.
@@ -53,6 +58,21 @@ func LoadConfig(env func(string) string) (Config, error) {
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return c, fmt.Errorf("API_ADDR %q: want host:port: %w", c.Addr, err)
+	}
+	for n := range strings.SplitSeq(env("API_TRUSTED_NETWORKS"), ",") {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			a, aerr := netip.ParseAddr(n)
+			if aerr != nil {
+				return c, fmt.Errorf("API_TRUSTED_NETWORKS: %q: want an IP address or a CIDR such as 127.0.0.1/32", n)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		c.TrustedNetworks = append(c.TrustedNetworks, p.Masked())
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return c, fmt.Errorf("API_TLS_CERT and API_TLS_KEY must be set together")

@@ -20,6 +20,9 @@ func (s *Server) audit(ctx context.Context, action string, kind resources.Kind, 
 	if c.Cert != "" {
 		attrs = append(attrs, "cert", c.Cert)
 	}
+	if c.Trusted {
+		attrs = append(attrs, "trusted_network", true)
+	}
 	s.auditLog.Info("audit", attrs...)
 }
 
