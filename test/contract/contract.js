@@ -1,7 +1,8 @@
 // Drives routr-go's management API with Routr's own published Node SDK
 // (@routr/sdk, pinned in package.json), unchanged. Settings come from the
 // environment: ROUTR_API (host:port), ROUTR_API_KEY, CONTRACT_DOMAIN (a
-// fresh domain URI), ROUTR_API_CACERT (optional: use TLS). On success it prints one JSON line with the refs it
+// fresh domain URI), ROUTR_API_CACERT (optional: use TLS),
+// CONTRACT_TRUSTED=1 when the edge lets this address call without a key. On success it prints one JSON line with the refs it
 // created, for the Go test to register and call with over SIP; on the
 // first mismatch it prints the reason to stderr and exits 1.
 "use strict"
@@ -45,6 +46,14 @@ async function main() {
   // A bad key is refused.
   const bad = new SDK.Domains({ ...opts, password: "not-a-key" })
   await rejects(bad.listDomains({ pageSize: 10 }), codes.UNAUTHENTICATED, "list with a bad key")
+  // No credentials at all, as Routr's rctl calls: refused, unless the
+  // edge trusts this network (CONTRACT_TRUSTED=1 says it does).
+  const anon = new SDK.Domains({ endpoint: opts.endpoint, insecure: opts.insecure, cacert })
+  if (process.env.CONTRACT_TRUSTED === "1") {
+    await anon.listDomains({ pageSize: 10 })
+  } else {
+    await rejects(anon.listDomains({ pageSize: 10 }), codes.UNAUTHENTICATED, "list without credentials")
+  }
 
   const acl = await acls.createAcl({ name: "contract acl", allow: ["127.0.0.0/8"], deny: ["0.0.0.0/0"] })
   assert.ok(acl.ref, "acl ref")

@@ -137,15 +137,16 @@ func needContractSDK(t *testing.T) string {
 func TestAPIContractWithRoutrSDK(t *testing.T) {
 	dir := needContractSDK(t)
 	type run struct {
-		name string
-		db   database
-		tls  bool
+		name    string
+		db      database
+		tls     bool
+		trusted bool // API_TRUSTED_NETWORKS=127.0.0.1: calls without a key, as rctl's, are accepted
 	}
-	runs := []run{{databases[0].name, databases[0], false}, {databases[1].name, databases[1], false}, {"embedded-tls", databases[0], true}}
+	runs := []run{{databases[0].name, databases[0], false, false}, {databases[1].name, databases[1], false, true}, {"embedded-tls", databases[0], true, false}}
 	for _, r := range runs {
 		db := r.db
 		t.Run(r.name, func(t *testing.T) {
-			var tlsEnv, nodeEnv []string
+			var edgeEnv, nodeEnv []string // for the edge, for node
 			roots := x509.NewCertPool()
 			if r.tls {
 				cert, key := selfSigned(t, t.TempDir())
@@ -153,10 +154,14 @@ func TestAPIContractWithRoutrSDK(t *testing.T) {
 				if err != nil || !roots.AppendCertsFromPEM(pem) {
 					t.Fatalf("read %s: %v", cert, err)
 				}
-				tlsEnv = []string{"API_TLS_CERT=" + cert, "API_TLS_KEY=" + key}
+				edgeEnv = []string{"API_TLS_CERT=" + cert, "API_TLS_KEY=" + key}
 				nodeEnv = []string{"ROUTR_API_CACERT=" + cert}
 			}
-			a := startAPIEdge(t, db, tlsEnv...)
+			if r.trusted {
+				edgeEnv = append(edgeEnv, "API_TRUSTED_NETWORKS=127.0.0.1,::1")
+				nodeEnv = append(nodeEnv, "CONTRACT_TRUSTED=1")
+			}
+			a := startAPIEdge(t, db, edgeEnv...)
 			domain := "contract-" + r.name + ".test"
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
