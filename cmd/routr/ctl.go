@@ -34,6 +34,10 @@ domain, number, peer, trunk):
   apply -f <file|dir>              create or update the resources in Routr
                                    resource files (writes the database named
                                    by DATABASE_URL directly)
+  apply -api -f <file|dir>         the same through the API (a remote edge);
+                                   enabled: false and privacy: Private are
+                                   reported and not stored (Routr's API
+                                   cannot carry them)
   apikey create <name> | revoke <id> | list
                                    manage API keys (database directly)
 
@@ -52,6 +56,7 @@ Flags (any position):
 // the positional arguments.
 type ctlFlags struct {
 	endpoint, apiKey, output, data, file string
+	viaAPI                               bool
 	cacert, cert, key                    string
 	timeout                              time.Duration
 }
@@ -65,6 +70,7 @@ func parseCtlArgs(args []string, env func(string) string, stderr io.Writer) (ctl
 	fs.StringVar(&f.output, "o", "table", "")
 	fs.StringVar(&f.data, "d", "", "")
 	fs.StringVar(&f.file, "f", "", "")
+	fs.BoolVar(&f.viaAPI, "api", false, "")
 	fs.StringVar(&f.cacert, "cacert", "", "")
 	fs.StringVar(&f.cert, "cert", "", "")
 	fs.StringVar(&f.key, "key", "", "")
@@ -100,7 +106,11 @@ func ctl(ctx context.Context, args []string, env func(string) string, stdout, st
 	cmd, pos := pos[0], pos[1:]
 	switch cmd {
 	case "apply":
-		err = ctlApply(ctx, env, f, stdout, stderr)
+		if f.viaAPI {
+			err = ctlApplyAPI(ctx, f, stdout, stderr)
+		} else {
+			err = ctlApply(ctx, env, f, stdout, stderr)
+		}
 	case "apikey":
 		err = ctlAPIKey(ctx, env, pos, f, stdout, stderr)
 	case "get", "describe", "create", "update", "delete":

@@ -83,6 +83,13 @@ func startAPIEdge(t *testing.T, db database, extraEnv ...string) *apiEdge {
 // ctl runs `routr ctl args...` against a's database and API.
 func (a *apiEdge) ctl(t *testing.T, args ...string) string {
 	t.Helper()
+	out, _ := a.ctlOut(t, args...)
+	return out
+}
+
+// ctlOut is ctl returning standard error too.
+func (a *apiEdge) ctlOut(t *testing.T, args ...string) (string, string) {
+	t.Helper()
 	cmd := exec.Command(binary, append([]string{"ctl"}, args...)...)
 	cmd.Env = append(os.Environ(), a.env...)
 	cmd.Env = append(cmd.Env, "ROUTR_API_ENDPOINT="+a.api, "ROUTR_API_KEY="+a.key)
@@ -91,7 +98,7 @@ func (a *apiEdge) ctl(t *testing.T, args ...string) string {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("routr ctl %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
-	return stdout.String()
+	return stdout.String(), stderr.String()
 }
 
 // h2c is an HTTP client speaking plaintext HTTP/2, as gRPC clients do.
@@ -351,4 +358,69 @@ func TestCtlApply(t *testing.T) {
 		t.Fatalf("describe:\n%s", d)
 	}
 	a.ctl(t, "delete", "credentials", "ctl-creds")
+
+	// apply -api: the same through the API, refs kept, twice (create,
+	// then update), with what the API cannot carry reported.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "all.yaml"), []byte(applyViaAPI), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr := a.ctlOut(t, "apply", "-api", "-f", dir)
+	for _, want := range []string{"created AccessControlList api-acl", "created Trunk api-trunk", "created Number api-number", "created Domain api-domain", "created Agent api-agent", "created Peer api-peer", "6 resources applied"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("apply -api: no %q in\n%s", want, out)
+		}
+	}
+	if !strings.Contains(stderr, `Agent "api-agent": spec.enabled: false cannot be expressed`) {
+		t.Errorf("apply -api did not report the lost enabled: false: %q", stderr)
+	}
+	out, _ = a.ctlOut(t, "apply", "-api", "-f", dir)
+	if !strings.Contains(out, "updated Domain api-domain") {
+		t.Errorf("second apply -api:\n%s", out)
+	}
+	if d := a.ctl(t, "describe", "domain", "api-domain"); !strings.Contains(d, `"domainUri": "api.apply.test"`) || !strings.Contains(d, `"ref": "api-acl"`) || !strings.Contains(d, `"numberRef": "api-number"`) {
+		t.Fatalf("describe api-domain:\n%s", d)
+	}
 }
+
+// applyViaAPI is a small Routr resource file whose resources refer to
+// each other, listed out of dependency order.
+const applyViaAPI = `
+- apiVersion: v2beta1
+  kind: Agent
+  ref: api-agent
+  metadata: {name: API agent}
+  spec: {username: "2001", domainRef: api-domain, enabled: false}
+- apiVersion: v2beta1
+  kind: Domain
+  ref: api-domain
+  metadata: {name: API domain}
+  spec:
+    accessControlListRef: api-acl
+    context:
+      domainUri: api.apply.test
+      egressPolicies: [{rule: ".*", numberRef: api-number}]
+- apiVersion: v2beta1
+  kind: AccessControlList
+  ref: api-acl
+  metadata: {name: API acl}
+  spec: {accessControlList: {allow: [10.0.0.0/8], deny: [0.0.0.0/0]}}
+- apiVersion: v2beta1
+  kind: Number
+  ref: api-number
+  metadata: {name: API number, geoInfo: {city: X, country: Y, countryIsoCode: US}}
+  spec: {trunkRef: api-trunk, location: {telUrl: "tel:+15550100777", aorLink: "sip:2001@api.apply.test"}}
+- apiVersion: v2beta1
+  kind: Trunk
+  ref: api-trunk
+  metadata: {name: API trunk}
+  spec:
+    inbound: {uri: api-trunk.apply.test}
+    outbound:
+      uris: [{uri: {host: 192.0.2.10, port: 5060, transport: tcp}, priority: 1, weight: 1}]
+- apiVersion: v2beta1
+  kind: Peer
+  ref: api-peer
+  metadata: {name: API peer}
+  spec: {username: api-peer, aor: "backend:api", loadBalancing: {algorithm: least-sessions}}
+`
