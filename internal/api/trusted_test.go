@@ -51,7 +51,9 @@ func TestTrustedNetworks(t *testing.T) {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}
-	c, err := LoadConfig(func(k string) string { return map[string]string{"API_TRUSTED_NETWORKS": "127.0.0.1, ::1, 10.0.0.0/8"}[k] })
+	c, err := LoadConfig(func(k string) string {
+		return map[string]string{"API_TRUSTED_NETWORKS": "127.0.0.1, ::1, 10.0.0.0/8"}[k]
+	})
 	if err != nil || len(c.TrustedNetworks) != 3 || c.TrustedNetworks[0].Bits() != 32 {
 		t.Fatalf("%v %v", c.TrustedNetworks, err)
 	}
