@@ -155,8 +155,9 @@ func New(o Options) (*Server, error) {
 		sipgo.WithUserAgentParser(lim.parser()),
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerLogger(sipLog),
-			sip.WithTransportLayerTransports(o.Connections.transports()),
+			// Before the transports: they copy the filter when set.
 			sip.WithTransportLayerReadFilter(lim.readFilter),
+			sip.WithTransportLayerTransports(o.Connections.transports()),
 		),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(sipLog),

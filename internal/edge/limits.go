@@ -19,7 +19,9 @@ type Limits struct {
 	// datagram, a message on a TCP or TLS stream, a WebSocket message.
 	// A larger one is answered 513 Message Too Large when a response can
 	// be formed from its start, else dropped; on TCP and TLS the
-	// connection is then closed (the stream cannot be resynchronized).
+	// connection is then closed (the stream cannot be resynchronized),
+	// and the 513 needs the message's start in the same read as the
+	// excess (sipgo keeps earlier reads to itself).
 	// UDP datagrams are read into 32 KiB, so at most 32,767 bytes go
 	// over UDP whatever the setting. Default 32,768.
 	MaxMessageSize int
