@@ -56,6 +56,9 @@ type limits struct {
 	alive      atomic.Int64
 	refused    prometheus.Counter
 	retryAfter string
+	// ended is given to every counted transaction; made once, so that
+	// counting allocates nothing of its own per request.
+	ended sip.FnTxTerminate
 }
 
 func newLimits(o Limits, server string, log *slog.Logger, reg prometheus.Registerer) (*limits, error) {
@@ -72,6 +75,7 @@ func newLimits(o Limits, server string, log *slog.Logger, reg prometheus.Registe
 			Help: "Requests answered 503 because the server transaction limit was reached.",
 		}),
 	}
+	l.ended = func(string, error) { l.alive.Add(-1) }
 	alive := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "routr", Subsystem: "sip", Name: "server_transactions",
 		Help: "Server transactions alive: being handled, or finished and kept to absorb retransmissions.",
@@ -122,7 +126,7 @@ func (l *limits) admit(s *Server, r *Request) bool {
 		return false
 	}
 	l.alive.Add(1)
-	if !r.Tx.OnTerminate(func(string, error) { l.alive.Add(-1) }) {
+	if !r.Tx.OnTerminate(l.ended) {
 		l.alive.Add(-1)
 	}
 	return true
