@@ -47,8 +47,16 @@ func salvage(msg []byte, datagram bool) salvaged {
 	var s salvaged
 	head, body, _ := bytes.Cut(msg, []byte("\r\n\r\n"))
 	lines := strings.Split(string(head), "\n")
+	bareCR := false
 	for i, l := range lines {
-		lines[i] = strings.TrimSuffix(l, "\r")
+		l = strings.TrimSuffix(l, "\r")
+		if strings.IndexByte(l, '\r') >= 0 {
+			// A CR not ending a line: copied back, it would end a header
+			// line early in our response.
+			l = strings.ReplaceAll(l, "\r", " ")
+			bareCR = true
+		}
+		lines[i] = l
 	}
 	start := lines[0]
 	if strings.HasPrefix(start, "SIP/") {
@@ -60,6 +68,9 @@ func salvage(msg []byte, datagram bool) salvaged {
 		s.method = ""
 	}
 	s.checkStartLine(start)
+	if bareCR {
+		s.fail("bare CR")
+	}
 
 	var hdrs [][2]string
 	for _, l := range lines[1:] {
