@@ -22,8 +22,8 @@ type Limits struct {
 	// connection is then closed (the stream cannot be resynchronized),
 	// and the 513 needs the message's start in the same read as the
 	// excess (sipgo keeps earlier reads to itself).
-	// UDP datagrams are read into 32 KiB, so at most 32,767 bytes go
-	// over UDP whatever the setting. Default 32,768.
+	// UDP datagrams and WebSocket messages are read into 32 KiB, so at
+	// most 32,767 bytes go over them whatever the setting. Default 32,768.
 	MaxMessageSize int
 	// MaxTransactions caps the server transactions alive at once: being
 	// handled, or finished and kept to absorb retransmissions

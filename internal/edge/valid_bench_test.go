@@ -81,3 +81,11 @@ func startBenchEdge(b *testing.B, protocol string) string {
 	})
 	return srv.Addr(protocol).String()
 }
+
+// BenchmarkGoid is what an accepted connection pays once, on its first
+// bytes, to be found again if sipgo cannot parse what it sends.
+func BenchmarkGoid(b *testing.B) {
+	for b.Loop() {
+		_ = goid()
+	}
+}
