@@ -337,9 +337,6 @@ func setUDPBuffers(pc net.PacketConn) {
 func (s *Server) serve(req *sip.Request, tx sip.ServerTransaction) {
 	r := newRequest(req, tx)
 	s.metrics.requests.WithLabelValues(metricMethod(req.Method)).Inc()
-	if !s.limits.admit(s, r) {
-		return
-	}
 	s.metrics.inflight.Inc()
 	defer s.metrics.inflight.Dec()
 	// The transaction stays until its timers end it (SIP_TRANSACTION_LINGER

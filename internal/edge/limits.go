@@ -113,6 +113,17 @@ func (l *limits) readFilter(p sip.TransportReadProps, data []byte) ([]byte, erro
 	return nil, nil
 }
 
+// limited applies the transaction limit after the flood guard: what the
+// guard drops silently (a banned source, a scanner) stays unanswered
+// even when the edge is full, and its transaction ends at once anyway.
+func (s *Server) limited(next Handler) Handler {
+	return HandlerFunc(func(r *Request) {
+		if s.limits.admit(s, r) {
+			next.ServeSIP(r)
+		}
+	})
+}
+
 // admit counts r's server transaction until it ends, or, when the limit
 // is reached, answers 503 and ends it at once. It reports whether r
 // should be handled.
