@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,10 +118,14 @@ func TestTortureMessages(t *testing.T) {
 				t.Errorf("udp: got %d, want %d", got, tc.udp)
 			}
 			if tc.tcp != noTCP {
-				// A fresh edge: a request without an RFC 3261 branch
-				// (longreq's top Via) is keyed by its headers, so the TCP
-				// copy would be taken for a retransmission of the UDP one.
-				if got := sendTCP(t, startEdge(t).tcp, viaTCP(msg)); got != tc.tcp {
+				tcpEdge := te
+				if !topViaBranch(msg) {
+					// A request without an RFC 3261 branch in its top Via
+					// (longreq) is keyed by its headers: on the same edge
+					// the TCP copy would be taken for a retransmission.
+					tcpEdge = startEdge(t)
+				}
+				if got := sendTCP(t, tcpEdge.tcp, viaTCP(msg)); got != tc.tcp {
 					t.Errorf("tcp: got %d, want %d", got, tc.tcp)
 				}
 			}
@@ -219,6 +224,18 @@ func sendTCP(t *testing.T, edge string, msg []byte) int {
 func viaTCP(msg []byte) []byte {
 	msg = bytes.Replace(msg, []byte("SIP/2.0/UDP"), []byte("SIP/2.0/TCP"), 1)
 	return bytes.Replace(msg, []byte("branch=z9hG4bK"), []byte("branch=z9hG4bKtcp"), 1)
+}
+
+// topViaBranch reports whether the first Via header line of msg carries
+// an RFC 3261 branch.
+func topViaBranch(msg []byte) bool {
+	for _, l := range bytes.Split(msg, []byte("\r\n"))[1:] {
+		name, _, ok := bytes.Cut(l, []byte(":"))
+		if n := strings.ToLower(strings.TrimSpace(string(name))); ok && (n == "via" || n == "v") {
+			return bytes.Contains(l, []byte("branch=z9hG4bK"))
+		}
+	}
+	return false
 }
 
 // finalStatus reads the status line only: a 400 copies the sender's
