@@ -94,7 +94,10 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
+	limits, connLimits := edgeLimits(cfg.Limits)
 	sip, err := edge.New(edge.Options{
+		Limits:        limits,
+		Connections:   connLimits,
 		Listeners:     listeners,
 		ExternalAddrs: cfg.ExternalAddrs,
 		Localnets:     cfg.Localnets,

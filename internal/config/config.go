@@ -92,6 +92,8 @@ type Config struct {
 
 	// Guard configures the flood guard (GUARD_* variables).
 	Guard Guard
+	// Limits caps messages, transactions and connections.
+	Limits Limits
 
 	// Warnings are non-fatal findings about the file, such as unknown
 	// fields, one per line as "file:line: field: message".

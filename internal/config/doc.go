@@ -73,6 +73,14 @@
 //	MAX_CALL_DURATION               4h                       end longer calls; 0 means no limit
 //	LOCATION_MAX_BINDINGS           1000000                  cap on registered contacts
 //	SIP_TRANSACTION_LINGER          5s                       keep finished UDP transactions this long
+//	SIP_MAX_MESSAGE_SIZE            32768                    largest SIP message in bytes (513 beyond)
+//	SIP_MAX_TRANSACTIONS            250000                   server transactions alive at once (503 beyond)
+//	SIP_OVERLOAD_RETRY_AFTER        5                        Retry-After of those 503s, whole seconds
+//	SIP_MAX_CONNECTIONS             50000                    accepted TCP/TLS/WS/WSS connections in total
+//	SIP_MAX_CONNECTIONS_PER_SOURCE  1000                     accepted connections per source IP address
+//	SIP_CONNECTION_IDLE_TIMEOUT     REGISTRAR_MAX_EXPIRES+1m close a connection silent this long
+//	SIP_CONNECTION_WRITE_TIMEOUT    10s                      drop a connection whose write blocks this long
+//	SIP_CONNECTION_HANDSHAKE_TIMEOUT 10s                     close a connection without first bytes by then
 //
 // docs/configuration.md has the same table for users.
 package config

@@ -233,6 +233,7 @@ func applyEnv(cfg *Config, env func(string) string) []string {
 	e.duration("SIP_TRANSACTION_LINGER", time.Second, false, &cfg.TransactionLinger)
 	applyGuardEnv(e, &cfg.Guard)
 	applyStorageEnv(e, &cfg.Storage)
+	applyLimitsEnv(e, &cfg.Limits)
 	return e.probs
 }
 

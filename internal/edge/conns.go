@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -22,6 +23,9 @@ type ConnLimits struct {
 	// all stream listeners; one more is closed as soon as it is accepted.
 	// Default 50,000.
 	Max int
+	// MaxPerSource is how many of them one source IP address may hold;
+	// one more from it is closed as soon as it is accepted. Default 1,000.
+	MaxPerSource int
 	// IdleTimeout closes a connection that carries nothing for this long.
 	// A registered agent refreshes before its registration expires, so
 	// the default is the longest expiry the registrar grants plus a
@@ -43,6 +47,9 @@ type ConnLimits struct {
 func (l ConnLimits) withDefaults(maxExpires time.Duration) ConnLimits {
 	if l.Max <= 0 {
 		l.Max = 50000
+	}
+	if l.MaxPerSource <= 0 {
+		l.MaxPerSource = 1000
 	}
 	if l.IdleTimeout <= 0 {
 		l.IdleTimeout = maxExpires + time.Minute
@@ -84,7 +91,7 @@ func (s *Server) listenStream(proto string, l Listener) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen %s %s: %w", proto, l.Addr, err)
 	}
-	var out net.Listener = &limitListener{Listener: ln, conns: s.conns, handshake: s.opts.Connections.HandshakeTimeout, sendBuffer: s.opts.Connections.sendBuffer}
+	var out net.Listener = &limitListener{Listener: ln, conns: s.conns, handshake: s.opts.Connections.HandshakeTimeout, sendBuffer: s.opts.Connections.sendBuffer, proto: proto, bad: s.limits.bad}
 	if proto == "tls" || proto == "wss" {
 		out = tls.NewListener(out, l.TLS)
 	}
@@ -107,22 +114,28 @@ func (s *Server) streamServer(proto string, ln net.Listener) func() error {
 // connTracker counts the open accepted connections against a maximum and
 // knows which remote addresses still have a working one.
 type connTracker struct {
-	max     int64
-	open    atomic.Int64
-	refused prometheus.Counter
+	max          int64
+	maxPerSource int
+	open         atomic.Int64
+	refused      *prometheus.CounterVec
 
 	mu   sync.Mutex
 	live map[string]*trackedConn // by remote address
+	// perSource counts the open connections of each source address; it
+	// holds no more entries than there are open connections.
+	perSource map[netip.Addr]int
 }
 
-func newConnTracker(max int, reg prometheus.Registerer) (*connTracker, error) {
+func newConnTracker(l ConnLimits, reg prometheus.Registerer) (*connTracker, error) {
 	c := &connTracker{
-		max:  int64(max),
-		live: make(map[string]*trackedConn),
-		refused: prometheus.NewCounter(prometheus.CounterOpts{
+		max:          int64(l.Max),
+		maxPerSource: l.MaxPerSource,
+		live:         make(map[string]*trackedConn),
+		perSource:    make(map[netip.Addr]int),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "routr", Subsystem: "sip", Name: "connections_refused_total",
-			Help: "Stream connections closed on accept because the connection limit was reached.",
-		}),
+			Help: "Stream connections closed on accept because a connection limit was reached, by limit (total, source).",
+		}, []string{"limit"}),
 	}
 	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "routr", Subsystem: "sip", Name: "connections_open",
@@ -146,6 +159,28 @@ func (c *connTracker) alive(addr string) bool {
 	_, ok := c.live[addr]
 	c.mu.Unlock()
 	return ok
+}
+
+// claim takes a place for one more connection from src, unless src
+// holds its maximum already.
+func (c *connTracker) claim(src netip.Addr) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.perSource[src] >= c.maxPerSource {
+		return false
+	}
+	c.perSource[src]++
+	return true
+}
+
+func (c *connTracker) release(src netip.Addr) {
+	c.mu.Lock()
+	if n := c.perSource[src]; n <= 1 {
+		delete(c.perSource, src)
+	} else {
+		c.perSource[src] = n - 1
+	}
+	c.mu.Unlock()
 }
 
 func (c *connTracker) add(tc *trackedConn) {
@@ -172,6 +207,9 @@ type limitListener struct {
 	conns      *connTracker
 	handshake  time.Duration
 	sendBuffer int
+	// proto and bad answer what sipgo cannot parse on these connections.
+	proto string
+	bad   *badMessages
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -195,15 +233,33 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		if l.conns.open.Add(1) > l.conns.max {
 			l.conns.open.Add(-1)
-			l.conns.refused.Inc()
+			l.conns.refused.WithLabelValues("total").Inc()
 			_ = c.Close()
 			continue
 		}
-		tc := &trackedConn{Conn: c, conns: l.conns, raddr: c.RemoteAddr().String(), first: time.Now().Add(l.handshake)}
+		src := remoteIP(c)
+		if !l.conns.claim(src) {
+			l.conns.open.Add(-1)
+			l.conns.refused.WithLabelValues("source").Inc()
+			_ = c.Close()
+			continue
+		}
+		tc := &trackedConn{Conn: c, conns: l.conns, raddr: c.RemoteAddr().String(), src: src, first: time.Now().Add(l.handshake), proto: l.proto, bad: l.bad}
 		_ = c.SetReadDeadline(tc.first)
 		l.conns.add(tc)
 		return tc, nil
 	}
+}
+
+// remoteIP is the address a connection comes from, IPv4-mapped
+// addresses unmapped.
+func remoteIP(c net.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		a, _ := netip.AddrFromSlice(ta.IP)
+		return a.Unmap()
+	}
+	ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+	return ap.Addr().Unmap()
 }
 
 func acceptRetryable(err error) bool {
@@ -218,15 +274,27 @@ type trackedConn struct {
 	net.Conn
 	conns   *connTracker
 	raddr   string
+	src     netip.Addr
 	first   time.Time
 	spoke   atomic.Bool
 	closing sync.Once
+	// proto, bad and gid: see parseFailed. gid is the goroutine that
+	// first read from the connection, sipgo's reader for it (the TLS
+	// handshake and the WebSocket upgrade run there too).
+	proto string
+	bad   *badMessages
+	gid   atomic.Uint64
 }
 
 func (c *trackedConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 && !c.spoke.Load() {
 		c.spoke.Store(true)
+		if c.bad != nil {
+			id := goid()
+			c.gid.Store(id)
+			readers.Store(id, c)
+		}
 	}
 	if err != nil {
 		// sipgo drops a connection on any read error.
@@ -271,6 +339,10 @@ func (c *trackedConn) Close() error {
 	c.closing.Do(func() {
 		c.conns.dead(c)
 		c.conns.open.Add(-1)
+		c.conns.release(c.src)
+		if id := c.gid.Load(); id != 0 {
+			readers.CompareAndDelete(id, c)
+		}
 	})
 	return err
 }

@@ -337,7 +337,7 @@ func TestAcceptSurvivesFDExhaustion(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	conns, err := newConnTracker(10, prometheus.NewRegistry())
+	conns, err := newConnTracker(ConnLimits{Max: 10, MaxPerSource: 10}, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,6 +80,9 @@ type Options struct {
 	// Guard drops scanners, rate-limits and bans sources, and caps
 	// failed authentications; zero values take its defaults.
 	Guard GuardOptions
+	// Limits bound message sizes and transactions; zero values take
+	// the defaults described there.
+	Limits Limits
 }
 
 // Server is a running SIP edge.
@@ -96,6 +99,7 @@ type Server struct {
 	acks    *ackGate
 	conns   *connTracker
 	guard   *guard
+	limits  *limits
 	// turns counts calls balanced over each peer AOR and trunk
 	// (round-robin); see nextTurn.
 	turns sync.Map
@@ -140,11 +144,19 @@ func New(o Options) (*Server, error) {
 		}
 	}
 	o.Connections = o.Connections.withDefaults(o.Registrar.MaxExpires)
+	o.Limits = o.Limits.withDefaults()
+	lim, err := newLimits(o.Limits, o.UserAgent, o.Logger, o.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	sipLog := demoteConnNoise(quietSIPLogger(o.Logger))
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(o.UserAgent),
+		sipgo.WithUserAgentParser(lim.parser()),
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerLogger(sipLog),
+			// Before the transports: they copy the filter when set.
+			sip.WithTransportLayerReadFilter(lim.readFilter),
 			sip.WithTransportLayerTransports(o.Connections.transports()),
 		),
 		sipgo.WithUserAgentTransactionLayerOptions(
@@ -157,6 +169,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("edge: user agent: %w", err)
 	}
+	lim.bad.tl = ua.TransportLayer()
 	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(sipLog))
 	if err != nil {
 		return nil, fmt.Errorf("edge: server: %w", err)
@@ -170,7 +183,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	conns, err := newConnTracker(o.Connections.Max, o.Registerer)
+	conns, err := newConnTracker(o.Connections, o.Registerer)
 	if err != nil {
 		return nil, err
 	}
@@ -193,6 +206,7 @@ func New(o Options) (*Server, error) {
 		acks:    acks,
 		conns:   conns,
 		guard:   g,
+		limits:  lim,
 		ready:   make(chan struct{}),
 	}
 	s.chain = s.buildChain()
@@ -221,7 +235,7 @@ func (s *Server) Run(ctx context.Context) error {
 			setUDPBuffers(pc)
 			s.addBound(proto, pc.LocalAddr())
 			closers = append(closers, pc.Close)
-			serves = append(serves, func() error { return s.srv.ServeUDP(pc) })
+			serves = append(serves, func() error { return s.serveUDP(pc) })
 		case "tcp", "tls", "ws", "wss":
 			ln, err := s.listenStream(proto, l)
 			if err != nil {

@@ -25,16 +25,39 @@ type fakeTx struct {
 	res  []*sip.Response
 	done chan struct{}
 	once sync.Once
+	term []sip.FnTxTerminate
 }
 
 func newFakeTx() *fakeTx { return &fakeTx{done: make(chan struct{})} }
 
-func (f *fakeTx) Terminate()                         { f.once.Do(func() { close(f.done) }) }
-func (f *fakeTx) OnTerminate(sip.FnTxTerminate) bool { return true }
-func (f *fakeTx) Done() <-chan struct{}              { return f.done }
-func (f *fakeTx) Err() error                         { return nil }
-func (f *fakeTx) Acks() <-chan *sip.Request          { return nil }
-func (f *fakeTx) OnCancel(sip.FnTxCancel) bool       { return true }
+// Terminate ends the transaction as sipgo's do: callbacks, then done.
+func (f *fakeTx) Terminate() {
+	f.once.Do(func() {
+		f.mu.Lock()
+		term := f.term
+		f.mu.Unlock()
+		for _, fn := range term {
+			fn("", sip.ErrTransactionTerminated)
+		}
+		close(f.done)
+	})
+}
+
+func (f *fakeTx) OnTerminate(fn sip.FnTxTerminate) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-f.done:
+		return false
+	default:
+	}
+	f.term = append(f.term, fn)
+	return true
+}
+func (f *fakeTx) Done() <-chan struct{}        { return f.done }
+func (f *fakeTx) Err() error                   { return nil }
+func (f *fakeTx) Acks() <-chan *sip.Request    { return nil }
+func (f *fakeTx) OnCancel(sip.FnTxCancel) bool { return true }
 func (f *fakeTx) Respond(r *sip.Response) error {
 	f.mu.Lock()
 	f.res = append(f.res, r)
@@ -65,6 +88,8 @@ func fuzzServer(tb testing.TB) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// Never Run, but what it forwards opens sockets with readers.
+	tb.Cleanup(func() { s.client.Close(); s.ua.Close() })
 	return s
 }
 
@@ -94,6 +119,7 @@ func FuzzHandleRequest(f *testing.F) {
 		req.SetSource("127.0.0.1:5070")
 		req.SetTransport("UDP")
 		tx := newFakeTx()
+		defer tx.Terminate()
 		s.serve(req, tx)
 		if req.Method == sip.ACK || req.Method == sip.INVITE {
 			return

@@ -87,7 +87,7 @@ func metricMethod(m sip.RequestMethod) string {
 // garbage could flood the log. Those records are demoted to Debug, and
 // everything else sipgo says is kept at Warn and above.
 func quietSIPLogger(base *slog.Logger) *slog.Logger {
-	return slog.New(&quietHandler{next: base.Handler()})
+	return slog.New(parseHook{next: &quietHandler{next: base.Handler()}})
 }
 
 type quietHandler struct {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
 
 	"github.com/routr-go/routr/internal/siptest"
 )
@@ -48,6 +49,14 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	// Phones, NATS subscribers and process waiters of every test must be
+	// gone by now.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left behind:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
