@@ -71,6 +71,7 @@
 //	MAX_CALL_DURATION               4h                       end longer calls; 0 means no limit
 //	LOCATION_MAX_BINDINGS           1000000                  cap on registered contacts
 //	SIP_TRANSACTION_LINGER          5s                       keep finished UDP transactions this long
+//	DRAIN_TIMEOUT                   10s                      on SIGTERM, serve calls in progress this long
 //
 // docs/configuration.md has the same table for users.
 package config

@@ -96,6 +96,7 @@ type Server struct {
 	acks    *ackGate
 	conns   *connTracker
 	guard   *guard
+	drain   drainState
 	// turns counts calls balanced over each peer AOR and trunk
 	// (round-robin); see nextTurn.
 	turns sync.Map
