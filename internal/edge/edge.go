@@ -142,11 +142,13 @@ func New(o Options) (*Server, error) {
 	}
 	o.Connections = o.Connections.withDefaults(o.Registrar.MaxExpires)
 	sipLog := demoteConnNoise(quietSIPLogger(o.Logger))
+	drop := &earlyDrop{} // its guard is set below
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(o.UserAgent),
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerLogger(sipLog),
 			sip.WithTransportLayerTransports(o.Connections.transports()),
+			sip.WithTransportLayerReadFilter(drop.filter),
 		),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(sipLog),
@@ -180,6 +182,7 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("edge: register metrics: %w", err)
 	}
 	g.trusted = (&trustedSources{holder: o.Resources}).contains
+	drop.guard.Store(g)
 	// Bindings over a connection that closed are not offered to routing.
 	o.Location = flowFilter{Store: o.Location, conns: conns}
 	s := &Server{
