@@ -45,16 +45,22 @@ var headerEnd = []byte("\r\n\r\n")
 
 func (c *headerConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if n > 0 && !c.done.Load() {
-		seen := append(c.tail, b[:n]...)
-		if bytes.Contains(seen, headerEnd) {
-			c.done.Store(true)
-			c.tail = nil
-		} else {
-			c.tail = append(c.tail[:0], seen[max(0, len(seen)-len(headerEnd)+1):]...)
-		}
+	if n > 0 && !c.done.Load() && c.ends(b[:n]) {
+		c.done.Store(true)
 	}
 	return n, err
+}
+
+// ends reports whether the bytes read so far, p being the latest, hold
+// the end of a header block.
+func (c *headerConn) ends(p []byte) bool {
+	seen := append(c.tail, p...)
+	if bytes.Contains(seen, headerEnd) {
+		c.tail = nil
+		return true
+	}
+	c.tail = append(c.tail[:0], seen[max(0, len(seen)-len(headerEnd)+1):]...)
+	return false
 }
 
 func (c *headerConn) clamp(t time.Time) time.Time {

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bufio"
+	"bytes"
 	"net"
 	"strings"
 	"testing"
@@ -61,4 +62,29 @@ func TestUnfinishedHeadersClosed(t *testing.T) {
 	if closedWithin(good, time.Second) {
 		t.Fatal("a connection whose message was complete was closed before its idle timeout")
 	}
+}
+
+// FuzzHeaderEnd: however the stream is cut into reads, the end of the
+// header block is found exactly when the bytes so far contain a blank
+// line.
+func FuzzHeaderEnd(f *testing.F) {
+	f.Add([]byte("OPTIONS sip:x SIP/2.0\r\nVia: y\r\n\r\n"), uint8(3))
+	f.Add([]byte("\r\n\r\n"), uint8(1))
+	f.Add([]byte("INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/TCP x"), uint8(7))
+	f.Add([]byte("\r\n\r\r\n\n\r\n"), uint8(2))
+	f.Fuzz(func(t *testing.T, stream []byte, step uint8) {
+		size := int(step)%16 + 1
+		c := &headerConn{}
+		for i := 0; i < len(stream); i += size {
+			end := min(i+size, len(stream))
+			got := c.ends(stream[i:end])
+			want := bytes.Contains(stream[:end], headerEnd)
+			if got != want {
+				t.Fatalf("after %q: ends = %v, want %v", stream[:end], got, want)
+			}
+			if got {
+				return
+			}
+		}
+	})
 }
