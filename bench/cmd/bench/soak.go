@@ -41,6 +41,7 @@ type soakSample struct {
 	EventsQueued int     `json:"events_queued"`
 	Started      int     `json:"calls_started_total"`
 	CPUs         float64 `json:"edge_cpu_s"`
+	CPUShare     float64 `json:"edge_cores"` // CPU time over the period / its length
 	Load         string  `json:"loadavg"`
 	// Load is true when calls were started since the previous sample.
 	Loaded bool `json:"loaded"`
@@ -58,6 +59,7 @@ type sampler struct {
 func (s *sampler) watch(e *edge) {
 	t0 := time.Now()
 	prevStarted := -1
+	prevCPU, prevAt := 0.0, t0
 	for {
 		m := e.metrics()
 		pid := e.proc.pid()
@@ -78,25 +80,37 @@ func (s *sampler) watch(e *edge) {
 			CPUs:         round(cpu, 1),
 			Load:         loadAvg(),
 		}
-		smp.Loaded = prevStarted >= 0 && smp.Started > prevStarted
-		prevStarted = smp.Started
-		if e.proc.exited() || len(m) == 0 {
-			return // gone, or stopping: not a sample of the running edge
+		if e.proc.exited() {
+			return
 		}
-		s.mu.Lock()
-		s.samples = append(s.samples, smp)
-		s.mu.Unlock()
-		if line, err := json.Marshal(smp); err == nil {
-			s.f.Write(append(line, '\n'))
+		if len(m) == 0 {
+			// /metrics did not answer within its timeout (an overloaded
+			// machine): no sample this period, try again at the next.
+			logf("soak t=%4.0fs: /metrics did not answer", time.Since(t0).Seconds())
+		} else {
+			smp.Loaded = prevStarted >= 0 && smp.Started > prevStarted
+			prevStarted = smp.Started
+			smp.CPUShare = round((cpu-prevCPU)/time.Since(prevAt).Seconds(), 2)
+			prevCPU, prevAt = cpu, time.Now()
+			s.record(smp)
 		}
-		logf("soak t=%4.0fs rss %6.1f MB, goroutines %5d, fds %4d, heap %6.1f MB, calls up %5d, load %s",
-			smp.T, smp.RSSMB, smp.Goroutines, smp.FDs, smp.HeapInuseMB, smp.CallsActive, smp.Load)
 		select {
 		case <-e.proc.done:
 			return
 		case <-time.After(s.every):
 		}
 	}
+}
+
+func (s *sampler) record(smp soakSample) {
+	s.mu.Lock()
+	s.samples = append(s.samples, smp)
+	s.mu.Unlock()
+	if line, err := json.Marshal(smp); err == nil {
+		s.f.Write(append(line, '\n'))
+	}
+	logf("soak t=%4.0fs rss %6.1f MB, goroutines %5d, fds %4d, heap %6.1f MB, calls up %5d, routr %.2f cores, load %s",
+		smp.T, smp.RSSMB, smp.Goroutines, smp.FDs, smp.HeapInuseMB, smp.CallsActive, smp.CPUShare, smp.Load)
 }
 
 // trend summarises one sampled quantity.
