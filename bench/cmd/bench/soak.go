@@ -59,7 +59,7 @@ type sampler struct {
 func (s *sampler) watch(e *edge) {
 	t0 := time.Now()
 	prevStarted := -1
-	prevCPU, prevAt := 0.0, t0
+	prevCPU, prevAt := -1.0, t0
 	for {
 		m := e.metrics()
 		pid := e.proc.pid()
@@ -90,7 +90,9 @@ func (s *sampler) watch(e *edge) {
 		} else {
 			smp.Loaded = prevStarted >= 0 && smp.Started > prevStarted
 			prevStarted = smp.Started
-			smp.CPUShare = round((cpu-prevCPU)/time.Since(prevAt).Seconds(), 2)
+			if prevCPU >= 0 {
+				smp.CPUShare = round((cpu-prevCPU)/time.Since(prevAt).Seconds(), 2)
+			}
 			prevCPU, prevAt = cpu, time.Now()
 			s.record(smp)
 		}
