@@ -104,44 +104,61 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	}
 }
 
-// TestDrainTimeoutEndsCalls: a call still up when DRAIN_TIMEOUT runs out
-// is ended with SYSTEM_SHUTDOWN, published before the edge exits 0.
+// TestDrainTimeoutEndsCalls: a call still up when the drain ends, because
+// DRAIN_TIMEOUT ran out or because a second SIGTERM came, is ended with
+// SYSTEM_SHUTDOWN, published before the edge exits 0.
 func TestDrainTimeoutEndsCalls(t *testing.T) {
-	t.Parallel()
-	ns := newTestNATS(t, "")
-	ns.start(true)
-	sub := subscribe(t, ns.url())
-	e := startNATSEdge(t, ns.url(), "LOG_LEVEL=info", "DRAIN_TIMEOUT=2s")
-	caller, callee := phones(t, e)
-	siptest.Dial(t, caller, callee, "1002", "e2e-drain-stays").Answer()
-	waitCallEvent(t, sub, "e2e-drain-stays", "call.answered")
-
-	sigterm(t, e)
-	refusedWhileDraining(t, caller, callee)
-	// A guard against a hang, well beyond DRAIN_TIMEOUT and the flush.
-	if err := e.wait(30 * time.Second); err != nil {
-		t.Fatalf("edge exit: %v; log:\n%s", err, e.log)
-	}
-	waitCallEvent(t, sub, "e2e-drain-stays", "call.ended")
-	for _, m := range sub.received() {
-		if m.header.Get(hdrEventType) != "call.ended" {
-			continue
-		}
-		var b map[string]any
-		if err := json.Unmarshal(m.data, &b); err != nil {
-			t.Fatal(err)
-		}
-		if b["hangupCause"] != "SYSTEM_SHUTDOWN" || b["sipCode"] != float64(0) {
-			t.Errorf("call.ended = %v, want hangupCause SYSTEM_SHUTDOWN, sipCode 0", b)
-		}
-	}
-	logs := e.log.String()
-	for _, want := range [][]string{
-		{`"msg":"drain timeout: stopping with work in hand"`, `"calls":1`},
-		{`"msg":"calls still up at shutdown ended"`, `"calls":1`},
+	for _, tc := range []struct {
+		name, timeout, why string
+		again              bool
+	}{
+		{"timeout", "2s", `"msg":"drain timeout: stopping with work in hand"`, false},
+		{"second signal", "10m", `"msg":"second signal: stopping without waiting"`, true},
 	} {
-		if !logHasLine(logs, want...) {
-			t.Errorf("log has no line with %q:\n%s", want, logs)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ns := newTestNATS(t, "")
+			ns.start(true)
+			sub := subscribe(t, ns.url())
+			e := startNATSEdge(t, ns.url(), "LOG_LEVEL=info", "DRAIN_TIMEOUT="+tc.timeout)
+			caller, callee := phones(t, e)
+			siptest.Dial(t, caller, callee, "1002", "e2e-drain-stays").Answer()
+			waitCallEvent(t, sub, "e2e-drain-stays", "call.answered")
+
+			sigterm(t, e)
+			refusedWhileDraining(t, caller, callee)
+			if tc.again {
+				if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A guard against a hang, well beyond the 2s timeout and the
+			// flush.
+			if err := e.wait(30 * time.Second); err != nil {
+				t.Fatalf("edge exit: %v; log:\n%s", err, e.log)
+			}
+			waitCallEvent(t, sub, "e2e-drain-stays", "call.ended")
+			for _, m := range sub.received() {
+				if m.header.Get(hdrEventType) != "call.ended" {
+					continue
+				}
+				var b map[string]any
+				if err := json.Unmarshal(m.data, &b); err != nil {
+					t.Fatal(err)
+				}
+				if b["hangupCause"] != "SYSTEM_SHUTDOWN" || b["sipCode"] != float64(0) {
+					t.Errorf("call.ended = %v, want hangupCause SYSTEM_SHUTDOWN, sipCode 0", b)
+				}
+			}
+			logs := e.log.String()
+			for _, want := range [][]string{
+				{tc.why, `"calls":1`},
+				{`"msg":"calls still up at shutdown ended"`, `"calls":1`},
+			} {
+				if !logHasLine(logs, want...) {
+					t.Errorf("log has no line with %q:\n%s", want, logs)
+				}
+			}
+		})
 	}
 }
