@@ -55,3 +55,18 @@ func (g *guard) bannedNow(a netip.Addr) bool {
 	g.mu.Unlock()
 	return banned
 }
+
+// chainReadFilters joins sipgo read filters, which it takes only one of:
+// each gets what the one before let through; the first to drop the data
+// (empty result) or fail ends the chain.
+func chainReadFilters(fs ...sip.TransportReadFilter) sip.TransportReadFilter {
+	return func(p sip.TransportReadProps, data []byte) ([]byte, error) {
+		for _, f := range fs {
+			var err error
+			if data, err = f(p, data); err != nil || len(data) == 0 {
+				return nil, err
+			}
+		}
+		return data, nil
+	}
+}

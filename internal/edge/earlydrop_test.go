@@ -1,6 +1,8 @@
 package edge
 
 import (
+	"bytes"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -49,5 +51,26 @@ func TestEarlyDropBanned(t *testing.T) {
 		if want, got := map[bool]float64{true: 1, false: 0}[limitLoopback], counter(t, g.dropped, "banned"); got != want {
 			t.Errorf("dropped{banned} = %v, want %v", got, want)
 		}
+	}
+}
+
+// chainReadFilters passes each filter's output to the next and stops at
+// the first drop or error.
+func TestChainReadFilters(t *testing.T) {
+	upper := func(_ sip.TransportReadProps, d []byte) ([]byte, error) { return bytes.ToUpper(d), nil }
+	drop := func(_ sip.TransportReadProps, d []byte) ([]byte, error) { return nil, nil }
+	fail := func(_ sip.TransportReadProps, d []byte) ([]byte, error) { return nil, errors.New("bad") }
+	called := false
+	spy := func(_ sip.TransportReadProps, d []byte) ([]byte, error) { called = true; return d, nil }
+	p := sip.TransportReadProps{}
+	if out, err := chainReadFilters(upper, spy)(p, []byte("ok")); err != nil || string(out) != "OK" || !called {
+		t.Fatalf("upper then spy: %q %v (spy called %v)", out, err, called)
+	}
+	called = false
+	if out, err := chainReadFilters(drop, spy)(p, []byte("x")); err != nil || len(out) != 0 || called {
+		t.Fatalf("drop then spy: %q %v (spy called %v)", out, err, called)
+	}
+	if _, err := chainReadFilters(fail, spy)(p, []byte("x")); err == nil || called {
+		t.Fatalf("fail then spy: %v (spy called %v)", err, called)
 	}
 }

@@ -147,8 +147,11 @@ func New(o Options) (*Server, error) {
 		sipgo.WithUserAgent(o.UserAgent),
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerLogger(sipLog),
+			// sipgo keeps one read filter, copied into the transports
+			// as they are set: it goes before them, and any other
+			// filter joins the chain.
+			sip.WithTransportLayerReadFilter(chainReadFilters(drop.filter)),
 			sip.WithTransportLayerTransports(o.Connections.transports()),
-			sip.WithTransportLayerReadFilter(drop.filter),
 		),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(sipLog),
