@@ -41,17 +41,18 @@ func (d *earlyDrop) filter(p sip.TransportReadProps, data []byte) ([]byte, error
 	return data, nil
 }
 
-// bannedNow reports whether a is banned right now (and not exempt, in
-// case the resources came to trust it during its ban). It never adds a
-// source.
+// bannedNow reports whether a is banned right now. It never adds a
+// source. Exempt sources (loopback, trusted peers and trunks: much of the
+// traffic) are never banned, and are told apart without the lock; that
+// also lets through a source the resources came to trust during its ban.
 func (g *guard) bannedNow(a netip.Addr) bool {
+	if g.exempt(a) { // options and resources only: no lock needed
+		return false
+	}
 	now := g.now()
 	g.mu.Lock()
 	st := g.sources[a]
 	banned := st != nil && now.Before(st.bannedUntil)
-	if banned && g.exempt(a) {
-		banned = false
-	}
 	g.mu.Unlock()
 	return banned
 }
