@@ -26,8 +26,10 @@ import (
 	"github.com/routr-go/routr/internal/location"
 )
 
-// serve runs the edge until ctx ends, then drains: SIP stops first, then
-// the event queues are flushed (bounded by shutdownGrace).
+// serve runs the edge until ctx ends, then drains (drain.go): new
+// transactions are refused while those in hand finish, for at most
+// DRAIN_TIMEOUT; then SIP stops, calls still up are ended, and the event
+// queues are flushed (bounded by shutdownGrace).
 func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	cfg, err := config.Load(env)
 	if err != nil {
@@ -140,8 +142,11 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 		return err
 	}
 
-	runCtx, cancel := context.WithCancel(ctx)
+	// SIGTERM (ctx) starts a drain; runCtx ends SIP once it is over.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	dr := drainer{sip: sip, tracker: tracker, notReady: func() { hs.SetReady(false) }, timeout: cfg.DrainTimeout, log: log}
+	go dr.run(ctx, runCtx, cancel)
 	var wg sync.WaitGroup
 	pipeCtx, stopPipe := context.WithCancel(context.Background())
 	defer stopPipe()
@@ -172,6 +177,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	sipErr := sip.Run(runCtx)
 	hs.SetReady(false)
 	cancel()
+	dr.endCalls()
 	log.Info("stopping: flushing events")
 	flushCtx, done := context.WithTimeout(context.Background(), shutdownGrace)
 	if err := pipe.Close(flushCtx); err != nil {

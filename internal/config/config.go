@@ -89,6 +89,10 @@ type Config struct {
 	// RFC value is 32 s). Kamailio keeps them 5 s (tm's wt_timer); so do
 	// we by default, which bounds memory under load.
 	TransactionLinger time.Duration
+	// DrainTimeout bounds the drain on SIGTERM (DRAIN_TIMEOUT): how long
+	// the edge keeps serving the transactions and calls it has while it
+	// refuses new ones.
+	DrainTimeout time.Duration
 
 	// Guard configures the flood guard (GUARD_* variables).
 	Guard Guard
@@ -254,6 +258,7 @@ func Default() *Config {
 		MaxCallDuration:   4 * time.Hour,
 		MaxBindings:       1_000_000,
 		TransactionLinger: 5 * time.Second,
+		DrainTimeout:      10 * time.Second,
 	}
 }
 

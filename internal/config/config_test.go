@@ -45,6 +45,7 @@ func TestDefaults(t *testing.T) {
 		MaxCallDuration:     4 * time.Hour,
 		MaxBindings:         1000000,
 		TransactionLinger:   5 * time.Second,
+		DrainTimeout:        10 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults\n%+v\nwant\n%+v", c, want)
@@ -207,6 +208,7 @@ func TestEnvOverrides(t *testing.T) {
 		"MAX_CALL_DURATION":                "0",
 		"LOCATION_MAX_BINDINGS":            "5000",
 		"SIP_TRANSACTION_LINGER":           "32s",
+		"DRAIN_TIMEOUT":                    "45",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -236,6 +238,7 @@ func TestEnvOverrides(t *testing.T) {
 		{"MaxCallDuration", c.MaxCallDuration, time.Duration(0)},
 		{"MaxBindings", c.MaxBindings, 5000},
 		{"TransactionLinger", c.TransactionLinger, 32 * time.Second},
+		{"DrainTimeout", c.DrainTimeout, 45 * time.Second},
 	}
 	for _, ck := range checks {
 		if !reflect.DeepEqual(ck.got, ck.want) {
@@ -287,6 +290,7 @@ func TestBadEnv(t *testing.T) {
 		{"MAX_CALL_DURATION", "-1h", `MAX_CALL_DURATION: -1h0m0s is less than 0s`},
 		{"LOCATION_MAX_BINDINGS", "-1", `LOCATION_MAX_BINDINGS: invalid value "-1" (want an integer from 1 to 1073741824)`},
 		{"SIP_TRANSACTION_LINGER", "100ms", `SIP_TRANSACTION_LINGER: 100ms is less than 1s`},
+		{"DRAIN_TIMEOUT", "soon", `DRAIN_TIMEOUT: invalid duration "soon" (want seconds, or a duration such as 90s, 5m or 4h)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {

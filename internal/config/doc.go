@@ -81,6 +81,7 @@
 //	SIP_CONNECTION_IDLE_TIMEOUT     REGISTRAR_MAX_EXPIRES+1m close a connection silent this long
 //	SIP_CONNECTION_WRITE_TIMEOUT    10s                      drop a connection whose write blocks this long
 //	SIP_CONNECTION_HANDSHAKE_TIMEOUT 10s                     close a connection without first bytes by then
+//	DRAIN_TIMEOUT                   10s                      on SIGTERM, serve calls in progress this long
 //
 // docs/configuration.md has the same table for users.
 package config

@@ -231,6 +231,7 @@ func applyEnv(cfg *Config, env func(string) string) []string {
 	e.duration("MAX_CALL_DURATION", 0, false, &cfg.MaxCallDuration)
 	e.positive("LOCATION_MAX_BINDINGS", 1<<30, &cfg.MaxBindings)
 	e.duration("SIP_TRANSACTION_LINGER", time.Second, false, &cfg.TransactionLinger)
+	e.duration("DRAIN_TIMEOUT", 0, false, &cfg.DrainTimeout)
 	applyGuardEnv(e, &cfg.Guard)
 	applyStorageEnv(e, &cfg.Storage)
 	applyLimitsEnv(e, &cfg.Limits)

@@ -68,11 +68,11 @@ var knownMethods = map[sip.RequestMethod]bool{
 	sip.REFER: true, sip.PUBLISH: true,
 }
 
-// buildChain assembles guarded -> limited -> validate -> dispatch (the
-// list is innermost first).
+// buildChain assembles guarded -> limited -> validate -> drainGate ->
+// dispatch (the list is innermost first).
 func (s *Server) buildChain() Handler {
 	var h Handler = HandlerFunc(s.dispatch)
-	for _, mw := range []Middleware{s.validate, s.limited, s.guarded} {
+	for _, mw := range []Middleware{s.drainGate, s.validate, s.limited, s.guarded} {
 		h = mw(h)
 	}
 	return h

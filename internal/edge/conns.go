@@ -95,6 +95,9 @@ func (s *Server) listenStream(proto string, l Listener) (net.Listener, error) {
 	if proto == "tls" || proto == "wss" {
 		out = tls.NewListener(out, l.TLS)
 	}
+	if proto == "tcp" {
+		out = headerListener{Listener: out, limit: s.opts.Connections.HandshakeTimeout} // slowloris.go
+	}
 	return out, nil
 }
 

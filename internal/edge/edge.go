@@ -100,6 +100,7 @@ type Server struct {
 	conns   *connTracker
 	guard   *guard
 	limits  *limits
+	drain   drainState
 	// turns counts calls balanced over each peer AOR and trunk
 	// (round-robin); see nextTurn.
 	turns sync.Map
@@ -150,13 +151,16 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	sipLog := demoteConnNoise(quietSIPLogger(o.Logger))
+	drop := &earlyDrop{} // its guard is set below
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(o.UserAgent),
 		sipgo.WithUserAgentParser(lim.parser()),
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerLogger(sipLog),
-			// Before the transports: they copy the filter when set.
-			sip.WithTransportLayerReadFilter(lim.readFilter),
+			// sipgo keeps one read filter, copied into the transports
+			// as they are set: it goes before them, and any other
+			// filter joins the chain.
+			sip.WithTransportLayerReadFilter(chainReadFilters(drop.filter, lim.readFilter)),
 			sip.WithTransportLayerTransports(o.Connections.transports()),
 		),
 		sipgo.WithUserAgentTransactionLayerOptions(
@@ -192,6 +196,7 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("edge: register metrics: %w", err)
 	}
 	g.trusted = (&trustedSources{holder: o.Resources}).contains
+	drop.guard.Store(g)
 	// Bindings over a connection that closed are not offered to routing.
 	o.Location = flowFilter{Store: o.Location, conns: conns}
 	s := &Server{

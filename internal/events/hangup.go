@@ -1,8 +1,9 @@
 package events
 
 // Hangup causes written in call.ended. The compat ones come from Routr's
-// table; CauseAllottedTimeout is ours (the name FreeSWITCH uses for a call
-// that exceeded its allotted time).
+// table; CauseAllottedTimeout and CauseSystemShutdown are ours (the names
+// FreeSWITCH uses for a call that exceeded its allotted time, and for one
+// still up when the switch stopped).
 const (
 	CauseNormalClearing      = "NORMAL_CLEARING"
 	CauseCallRejected        = "CALL_REJECTED"
@@ -16,6 +17,7 @@ const (
 	CauseServiceUnavailable  = "SERVICE_UNAVAILABLE"
 	CauseUnknown             = "UNKNOWN"
 	CauseAllottedTimeout     = "ALLOTTED_TIMEOUT"
+	CauseSystemShutdown      = "SYSTEM_SHUTDOWN"
 )
 
 // HangupCause maps a SIP final status code to the hangupCause of call.ended,
@@ -52,5 +54,6 @@ func HangupCauses() []string {
 		CauseNormalClearing, CauseCallRejected, CauseUnallocated, CauseNoUserResponse,
 		CauseNoRouteDestination, CauseNoAnswer, CauseUserBusy, CauseNotAcceptableHere,
 		CauseInvalidNumberFormat, CauseServiceUnavailable, CauseUnknown, CauseAllottedTimeout,
+		CauseSystemShutdown,
 	}
 }

@@ -68,6 +68,9 @@ type Options struct {
 	// LocalIP is the address the phone sends from (127.0.0.1 if empty):
 	// another interface's address makes it a peer from another network.
 	LocalIP string
+	// LocalPort is the UDP port the phone listens on (any free one if
+	// 0): a fixed one lets it play a provider the resources name.
+	LocalPort int
 }
 
 // NewPhone opens a phone that talks to the edge at edgeAddr (host:port).
@@ -104,7 +107,7 @@ func NewPhoneWith(transport, user, domain, password, edgeAddr string, o Options)
 	defer cancel()
 	switch transport {
 	case "udp":
-		c, err := net.ListenPacket("udp", net.JoinHostPort(localIP, "0"))
+		c, err := net.ListenPacket("udp", net.JoinHostPort(localIP, strconv.Itoa(o.LocalPort)))
 		if err != nil {
 			return nil, err
 		}

@@ -45,6 +45,9 @@ type bench struct {
 	seq       int
 	summaries map[string]*summary // by label: ladder, events mode, repetition
 	order     []string            // labels in the order run
+	// onEdge, when set, is told of every routr started (the soak samples
+	// it).
+	onEdge func(*edge)
 }
 
 func newBench(ctx context.Context, o options, procs *procSet) (*bench, error) {
@@ -339,6 +342,9 @@ func (b *bench) ladder(ctx context.Context, ladder string, eventsOn bool, rep in
 			return err
 		}
 		sum.Log = e.logPath
+		if b.onEdge != nil {
+			b.onEdge(e)
+		}
 		if eventsOn {
 			ctr.close()
 			if ctr, err = newCounter(b.natsURL, b.subject); err != nil {

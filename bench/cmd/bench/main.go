@@ -45,6 +45,7 @@ type options struct {
 	rev        string
 	repeat     int
 	traceMsgs  bool
+	soak       soakOptions
 }
 
 func main() {
@@ -72,6 +73,9 @@ func run() int {
 	flag.StringVar(&o.rev, "rev", "", "build this commit (git archive) instead of the working tree, e.g. HEAD")
 	flag.IntVar(&o.repeat, "repeat", 1, "run every ladder this many times, modes interleaved; the ratio uses medians")
 	flag.BoolVar(&o.traceMsgs, "trace", false, "also write every SIP message sipp sends or receives (-trace_shortmsg) into the step's folder; slows sipp")
+	flag.DurationVar(&o.soak.duration, "soak", 0, "soak instead of ladders: calls at -soak-rate for this long, events on, sampling routr (see soak.go), e.g. 10m")
+	flag.IntVar(&o.soak.rate, "soak-rate", 1500, "soak: new calls per second (half the measured maximum of 3,000/s)")
+	flag.DurationVar(&o.soak.every, "sample", 10*time.Second, "soak: sampling period of routr's RSS, goroutines and open files")
 	flag.Parse()
 
 	set := map[string]bool{}
@@ -125,6 +129,14 @@ func run() int {
 		return fail("-agents: need at least 3")
 	}
 
+	if o.soak.duration > 0 {
+		if o.soak.rate <= 0 || o.soak.every <= 0 {
+			return fail("-soak-rate and -sample must be positive")
+		}
+		o.ladders, o.modes, o.repeat = []string{ladderCalls}, []string{"on"}, 1
+		o.callRates, o.stepDur = []int{o.soak.rate}, o.soak.duration
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	procs := &procSet{}
@@ -134,7 +146,11 @@ func run() int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	if err := b.run(ctx); err != nil {
+	runFn := b.run
+	if o.soak.duration > 0 {
+		runFn = b.soak
+	}
+	if err := runFn(ctx); err != nil {
 		if errors.Is(err, context.Canceled) {
 			logf("interrupted; results so far in %s", b.results)
 			return 130
