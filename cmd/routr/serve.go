@@ -75,12 +75,13 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
-	loc := location.NewMemory(location.MemoryOptions{
-		MaxBindings: cfg.MaxBindings,
-		OnExpire: func(b location.Binding) {
-			pipe.Publish(events.EndpointUnregistered(b.AOR, "expired", time.Now()))
-		},
+	loc, cl, err := newLocation(ctx, cfg, log, reg, func(b location.Binding) {
+		pipe.Publish(events.EndpointUnregistered(b.AOR, "expired", time.Now()))
 	})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
 	tracker := calls.NewTracker(calls.Options{Sink: pipe, MaxDuration: cfg.MaxCallDuration, Registerer: reg})
 
 	edge.SetTransactionLinger(cfg.TransactionLinger)

@@ -90,6 +90,9 @@ type Config struct {
 
 	// Guard configures the flood guard (GUARD_* variables).
 	Guard Guard
+	// Cluster configures instances sharing state (LOCATION_STORE,
+	// CLUSTER_*).
+	Cluster Cluster
 
 	// Warnings are non-fatal findings about the file, such as unknown
 	// fields, one per line as "file:line: field: message".

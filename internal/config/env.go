@@ -232,6 +232,7 @@ func applyEnv(cfg *Config, env func(string) string) []string {
 	e.positive("LOCATION_MAX_BINDINGS", 1<<30, &cfg.MaxBindings)
 	e.duration("SIP_TRANSACTION_LINGER", time.Second, false, &cfg.TransactionLinger)
 	applyGuardEnv(e, &cfg.Guard)
+	applyClusterEnv(e, &cfg.Cluster)
 	return e.probs
 }
 
