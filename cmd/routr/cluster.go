@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/routr-go/routr/internal/config"
+	"github.com/routr-go/routr/internal/edge"
 	"github.com/routr-go/routr/internal/location"
 )
 
@@ -127,4 +128,13 @@ func instanceURI(cfg *config.Config) (string, error) {
 		return "", fmt.Errorf("CLUSTER_TRANSPORT: no %s listener in spec.transport", tp)
 	}
 	return "sip:" + addr + ";transport=" + tp, nil
+}
+
+// edgeOptions are the edge's settings for handing requests to the other
+// instances.
+func (c *cluster) edgeOptions(cfg *config.Config) edge.ClusterOptions {
+	if c.self == "" {
+		return edge.ClusterOptions{}
+	}
+	return edge.ClusterOptions{Self: c.self, Secret: cfg.Cluster.Secret}
 }

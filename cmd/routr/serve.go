@@ -114,6 +114,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 		EnforceE164:             cfg.EnforceE164,
 		EnforceE164MobilePrefix: cfg.EnforceE164MobilePrefix,
 		ConnectVerifier:         verifier,
+		Cluster:                 cl.edgeOptions(cfg),
 		Guard: edge.GuardOptions{
 			ScannerAgents:   cfg.Guard.ScannerAgents,
 			Rate:            cfg.Guard.Rate,

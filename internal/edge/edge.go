@@ -80,6 +80,9 @@ type Options struct {
 	// Guard drops scanners, rate-limits and bans sources, and caps
 	// failed authentications; zero values take its defaults.
 	Guard GuardOptions
+	// Cluster lets instances sharing Location hand each other requests
+	// (see ClusterOptions); zero for a single instance.
+	Cluster ClusterOptions
 }
 
 // Server is a running SIP edge.
@@ -180,7 +183,7 @@ func New(o Options) (*Server, error) {
 	}
 	g.trusted = (&trustedSources{holder: o.Resources}).contains
 	// Bindings over a connection that closed are not offered to routing.
-	o.Location = flowFilter{Store: o.Location, conns: conns}
+	o.Location = flowFilter{Store: o.Location, conns: conns, self: o.Cluster.Self, handOver: len(o.Cluster.Secret) > 0}
 	s := &Server{
 		opts:    o,
 		log:     o.Logger,
@@ -196,6 +199,9 @@ func New(o Options) (*Server, error) {
 		ready:   make(chan struct{}),
 	}
 	s.chain = s.buildChain()
+	if err := s.initCluster(); err != nil {
+		return nil, err
+	}
 	srv.OnNoRoute(s.serve)
 	return s, nil
 }

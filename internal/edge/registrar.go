@@ -123,6 +123,7 @@ func (s *Server) storeBindings(r *Request, aor string, maxContacts int) {
 			CSeq:         cseq,
 			Expires:      now.Add(time.Duration(secs) * time.Second),
 			RegisteredAt: now,
+			Instance:     s.opts.Cluster.Self,
 		}
 		if ua := r.GetHeader("User-Agent"); ua != nil {
 			b.UserAgent = ua.Value()
