@@ -12,8 +12,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	clusterpkg "github.com/routr-go/routr/internal/cluster"
 	"github.com/routr-go/routr/internal/config"
 	"github.com/routr-go/routr/internal/edge"
+	"github.com/routr-go/routr/internal/events"
 	"github.com/routr-go/routr/internal/location"
 )
 
@@ -31,8 +33,10 @@ type locationStore interface {
 // cluster is what an instance shares with the others: nil parts when
 // LOCATION_STORE is memory.
 type cluster struct {
-	nc   *nats.Conn
-	self string // this instance's SIP URI for the others
+	nc     *nats.Conn
+	self   string // this instance's SIP URI for the others
+	bucket string // the bindings' bucket; the others are named after it
+	ledger *clusterpkg.Ledger
 }
 
 // Close closes the NATS connection of the shared stores.
@@ -62,6 +66,10 @@ func newLocation(ctx context.Context, cfg *config.Config, log *slog.Logger, reg 
 		return nil, nil, err
 	}
 	cl.self = self
+	cl.bucket = cc.Bucket
+	if cl.bucket == "" {
+		cl.bucket = location.DefaultBucket
+	}
 	nc, err := nats.Connect(url,
 		nats.Name("routr-cluster "+self),
 		nats.MaxReconnects(-1),
@@ -137,4 +145,52 @@ func (c *cluster) edgeOptions(cfg *config.Config) edge.ClusterOptions {
 		return edge.ClusterOptions{}
 	}
 	return edge.ClusterOptions{Self: c.self, Secret: cfg.Cluster.Secret}
+}
+
+// callSink returns the sink of the call tracker: the shared call ledger in
+// front of next when instances share state, else next.
+func (c *cluster) callSink(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, next events.Sink) (events.Sink, error) {
+	if c.nc == nil {
+		return next, nil
+	}
+	startCtx, cancel := context.WithTimeout(ctx, clusterStart)
+	defer cancel()
+	l, err := clusterpkg.NewLedger(startCtx, clusterpkg.LedgerOptions{
+		Conn:        c.nc,
+		Bucket:      c.bucket + "_calls",
+		Replicas:    cfg.Cluster.Replicas,
+		MaxDuration: cfg.MaxCallDuration,
+		Next:        next,
+		Instance:    c.self,
+		Registerer:  reg,
+		Logger:      log.With("component", "ledger"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.ledger = l
+	return l, nil
+}
+
+// onUnknownEnd is the tracker's hook for the end of a call another
+// instance routed.
+func (c *cluster) onUnknownEnd() func(callID, cause string, code int, h []events.Header, at time.Time) {
+	if c.ledger == nil {
+		return nil
+	}
+	return c.ledger.EndUnknown
+}
+
+// Run runs the shared parts until ctx ends.
+func (c *cluster) Run(ctx context.Context) {
+	if c.ledger != nil {
+		c.ledger.Run(ctx)
+	}
+}
+
+// Wait returns once Run has handed its last events on (after ctx ended).
+func (c *cluster) Wait() {
+	if c.ledger != nil {
+		<-c.ledger.Done()
+	}
 }

@@ -82,7 +82,11 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 		return err
 	}
 	defer cl.Close()
-	tracker := calls.NewTracker(calls.Options{Sink: pipe, MaxDuration: cfg.MaxCallDuration, Registerer: reg})
+	callSink, err := cl.callSink(ctx, cfg, log, reg, pipe)
+	if err != nil {
+		return err
+	}
+	tracker := calls.NewTracker(calls.Options{Sink: callSink, MaxDuration: cfg.MaxCallDuration, Registerer: reg, OnUnknownEnd: cl.onUnknownEnd()})
 
 	edge.SetTransactionLinger(cfg.TransactionLinger)
 	edge.SetStackLogger(log.With("component", "edge"))
@@ -146,6 +150,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	})
 	wg.Go(func() { loc.Run(runCtx) })
 	wg.Go(func() { _ = tracker.Run(runCtx) })
+	wg.Go(func() { cl.Run(runCtx) })
 	wg.Go(func() { sip.RunRegistry(runCtx) }) // trunks with outbound.sendRegister
 	wg.Go(func() {
 		if err := hs.Run(runCtx); err != nil {
@@ -164,6 +169,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	sipErr := sip.Run(runCtx)
 	hs.SetReady(false)
 	cancel()
+	cl.Wait() // the call ledger hands its last events to the pipeline
 	log.Info("stopping: flushing events")
 	flushCtx, done := context.WithTimeout(context.Background(), shutdownGrace)
 	if err := pipe.Close(flushCtx); err != nil {
