@@ -37,6 +37,7 @@ type cluster struct {
 	self   string // this instance's SIP URI for the others
 	bucket string // the bindings' bucket; the others are named after it
 	ledger *clusterpkg.Ledger
+	turns  *clusterpkg.Turns
 }
 
 // Close closes the NATS connection of the shared stores.
@@ -106,6 +107,12 @@ func newLocation(ctx context.Context, cfg *config.Config, log *slog.Logger, reg 
 		nc.Close()
 		return nil, nil, err
 	}
+	turns, err := clusterpkg.NewTurns(startCtx, clusterpkg.TurnsOptions{Conn: nc, Bucket: cl.bucket + "_turns", Replicas: cc.Replicas, Registerer: reg})
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	cl.turns = turns
 	log.Info("shared location store ready", "nats", url, "bucket", cc.Bucket, "instance", self,
 		"bindings", store.Len(), "forwarding", len(cc.Secret) > 0)
 	return store, cl, nil
@@ -144,7 +151,11 @@ func (c *cluster) edgeOptions(cfg *config.Config) edge.ClusterOptions {
 	if c.self == "" {
 		return edge.ClusterOptions{}
 	}
-	return edge.ClusterOptions{Self: c.self, Secret: cfg.Cluster.Secret}
+	o := edge.ClusterOptions{Self: c.self, Secret: cfg.Cluster.Secret}
+	if c.turns != nil {
+		o.Turns = c.turns.Next
+	}
+	return o
 }
 
 // callSink returns the sink of the call tracker: the shared call ledger in

@@ -44,6 +44,9 @@ type ClusterOptions struct {
 	// it expires); 0 means 65536. When full, hand-overs are refused (503)
 	// until tokens expire.
 	MaxTokens int
+	// Turns, if set, replaces the edge's round-robin counters with ones
+	// the instances share (cluster.Turns.Next); it must return promptly.
+	Turns func(key string) uint64
 
 	tokens *flowTokens // set by New when Secret and Self are
 	self   sip.Uri
