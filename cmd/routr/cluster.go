@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -38,6 +39,7 @@ type cluster struct {
 	bucket string // the bindings' bucket; the others are named after it
 	ledger *clusterpkg.Ledger
 	turns  *clusterpkg.Turns
+	peers  *clusterpkg.Presence
 }
 
 // Close closes the NATS connection of the shared stores.
@@ -113,6 +115,12 @@ func newLocation(ctx context.Context, cfg *config.Config, log *slog.Logger, reg 
 		return nil, nil, err
 	}
 	cl.turns = turns
+	peers, err := clusterpkg.NewPresence(startCtx, clusterpkg.PresenceOptions{Conn: nc, Bucket: cl.bucket + "_instances", Replicas: cc.Replicas, Self: self})
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	cl.peers = peers
 	log.Info("shared location store ready", "nats", url, "bucket", cc.Bucket, "instance", self,
 		"bindings", store.Len(), "forwarding", len(cc.Secret) > 0)
 	return store, cl, nil
@@ -155,6 +163,9 @@ func (c *cluster) edgeOptions(cfg *config.Config) edge.ClusterOptions {
 	if c.turns != nil {
 		o.Turns = c.turns.Next
 	}
+	if c.peers != nil {
+		o.Alive = c.peers.Alive
+	}
 	return o
 }
 
@@ -194,9 +205,14 @@ func (c *cluster) onUnknownEnd() func(callID, cause string, code int, h []events
 
 // Run runs the shared parts until ctx ends.
 func (c *cluster) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	if c.peers != nil {
+		wg.Go(func() { c.peers.Run(ctx) })
+	}
 	if c.ledger != nil {
 		c.ledger.Run(ctx)
 	}
+	wg.Wait()
 }
 
 // Wait returns once Run has handed its last events on (after ctx ended).

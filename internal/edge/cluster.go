@@ -47,6 +47,10 @@ type ClusterOptions struct {
 	// Turns, if set, replaces the edge's round-robin counters with ones
 	// the instances share (cluster.Turns.Next); it must return promptly.
 	Turns func(key string) uint64
+	// Alive, if set, tells whether another instance is up
+	// (cluster.Presence.Alive): requests for callees registered through
+	// an instance that is down are not handed to it.
+	Alive func(instance string) bool
 
 	tokens *flowTokens // set by New when Secret and Self are
 	self   sip.Uri
@@ -173,10 +177,15 @@ func (s *Server) initCluster() error {
 	return nil
 }
 
-// viaInstance reports whether the binding must be reached through the
-// instance that holds its connection.
+// viaInstance reports whether the binding is reached through the instance
+// it registered through: over TCP, TLS or WebSocket only that instance
+// holds the connection, and over UDP only its address is in the NAT
+// binding the phone keeps open (as RFC 3327's Path has requests go
+// through the proxy that saw the REGISTER). When that instance is down, a
+// UDP binding is tried directly.
 func (s *Server) viaInstance(b location.Binding) bool {
-	return s.opts.Cluster.tokens != nil && b.Instance != "" && b.Instance != s.opts.Cluster.Self && streamTransport(b.Transport)
+	c := s.opts.Cluster
+	return c.tokens != nil && b.Instance != "" && b.Instance != c.Self && (c.Alive == nil || c.Alive(b.Instance))
 }
 
 func streamTransport(tp string) bool {
@@ -279,7 +288,7 @@ func (s *Server) handOver(r *Request) bool {
 		s.reply(r, 403, "Forbidden")
 		return true
 	}
-	if _, err := netip.ParseAddrPort(source); err != nil || !s.conns.alive(source) {
+	if _, err := netip.ParseAddrPort(source); err != nil || streamTransport(transport) && !s.conns.alive(source) {
 		f.outcomes.WithLabelValues("gone").Inc()
 		s.reply(r, 480, "Temporarily Unavailable")
 		return true

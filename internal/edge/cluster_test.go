@@ -96,18 +96,29 @@ func TestCallHandedToTheInstanceHoldingTheConnection(t *testing.T) {
 	srv := natstest.Single(t)
 	a := startClusterEdge(t, srv.URL(), "handover")
 	b := startClusterEdge(t, srv.URL(), "handover")
+	for _, tp := range []string{"tcp", "udp"} {
+		t.Run(tp, func(t *testing.T) { handedOverCalls(t, a, b, tp) })
+	}
+}
 
-	callee := a.phone(t, "tcp", "1002")
+func handedOverCalls(t *testing.T, a, b *testEdge, transport string) {
+	callee := a.phone(t, transport, "1002")
 	mustRegister(t, callee)
 	caller := b.phone(t, "udp", "1001")
 	waitFor(t, "B sees the binding", func() bool {
 		bs, _ := b.srv.opts.Location.Lookup(context.Background(), "sip:1002@sip.local")
-		return len(bs) == 1
+		return len(bs) == 1 && bs[0].Transport == transport
 	})
 	for i, fromCaller := range []bool{true, false} {
-		c := siptest.Dial(t, caller, callee, "1002", fmt.Sprintf("handover-%d", i))
-		if rr := c.Received.GetHeaders("Record-Route"); len(rr) != 4 {
-			t.Fatalf("callee sees %d Record-Routes, want 4 (two per edge)", len(rr))
+		c := siptest.Dial(t, caller, callee, "1002", fmt.Sprintf("handover-%s-%d", transport, i))
+		// B doubles its Record-Route (caller side, cluster side); A does
+		// when the callee's transport is not the one B used.
+		want := 3
+		if transport != "udp" {
+			want = 4
+		}
+		if rr := c.Received.GetHeaders("Record-Route"); len(rr) != want {
+			t.Fatalf("callee sees %d Record-Routes, want %d", len(rr), want)
 		}
 		if c.Received.Route() != nil {
 			t.Fatalf("flow Route reached the callee: %v", c.Received.Route())
@@ -118,6 +129,9 @@ func TestCallHandedToTheInstanceHoldingTheConnection(t *testing.T) {
 		if got := a.rec.byCall(c.CallID); len(got) != 0 {
 			t.Errorf("edge A reported %v for a call B routed", got)
 		}
+	}
+	if res, err := callee.Register(0, ""); err != nil || res.StatusCode != 200 {
+		t.Fatalf("unregister: %v %v", res, err)
 	}
 }
 

@@ -183,7 +183,7 @@ func New(o Options) (*Server, error) {
 	}
 	g.trusted = (&trustedSources{holder: o.Resources}).contains
 	// Bindings over a connection that closed are not offered to routing.
-	o.Location = flowFilter{Store: o.Location, conns: conns, self: o.Cluster.Self, handOver: len(o.Cluster.Secret) > 0}
+	o.Location = flowFilter{Store: o.Location, conns: conns, self: o.Cluster.Self, handOver: len(o.Cluster.Secret) > 0, up: o.Cluster.Alive}
 	s := &Server{
 		opts:    o,
 		log:     o.Logger,

@@ -27,6 +27,7 @@ type flowFilter struct {
 	// it (ClusterOptions).
 	self     string
 	handOver bool
+	up       func(instance string) bool // nil: every instance is taken as up
 }
 
 // Lookup returns the bindings of aor that can still be reached.
@@ -59,7 +60,7 @@ func (f flowFilter) alive(b location.Binding) bool {
 		return true
 	}
 	if b.Instance != "" && b.Instance != f.self {
-		return f.handOver
+		return f.handOver && (f.up == nil || f.up(b.Instance))
 	}
 	return f.conns.alive(b.Source)
 }
