@@ -115,7 +115,7 @@ func newLocation(ctx context.Context, cfg *config.Config, log *slog.Logger, reg 
 		return nil, nil, err
 	}
 	cl.turns = turns
-	peers, err := clusterpkg.NewPresence(startCtx, clusterpkg.PresenceOptions{Conn: nc, Bucket: cl.bucket + "_instances", Replicas: cc.Replicas, Self: self})
+	peers, err := clusterpkg.NewPresence(startCtx, clusterpkg.PresenceOptions{Conn: nc, Bucket: cl.bucket + "_instances", Replicas: cc.Replicas, Self: self, Registerer: reg})
 	if err != nil {
 		nc.Close()
 		return nil, nil, err

@@ -11,10 +11,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultPresenceInterval is how often an instance says it is alive.
-const DefaultPresenceInterval = 2 * time.Second
+const DefaultPresenceInterval = time.Second
 
 // maxInstances bounds the instances a Presence follows.
 const maxInstances = 4096
@@ -33,6 +34,9 @@ type PresenceOptions struct {
 	// Interval between heartbeats; DefaultPresenceInterval when 0. An
 	// instance not heard from for three intervals is taken for gone.
 	Interval time.Duration
+	// Registerer receives routr_cluster_instances_up; nil registers
+	// nothing.
+	Registerer prometheus.Registerer
 }
 
 // Presence tells which edge instances are up: each writes its key every
@@ -69,6 +73,14 @@ func NewPresence(ctx context.Context, o PresenceOptions) (*Presence, error) {
 		return nil, err
 	}
 	p := &Presence{kv: kv, self: o.Self, interval: o.Interval, seen: make(map[string]time.Time)}
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "routr", Subsystem: "cluster", Name: "instances_up",
+			Help: "Edge instances heard from within three heartbeats, this one included.",
+		}, func() float64 { return float64(p.up()) })); err != nil {
+			return nil, fmt.Errorf("cluster: register metrics: %w", err)
+		}
+	}
 	if _, err := kv.Put(ctx, instanceKey(o.Self), []byte(o.Self)); err != nil {
 		return nil, fmt.Errorf("cluster: announce %s: %w", o.Self, err)
 	}
@@ -95,6 +107,19 @@ func (p *Presence) Alive(instance string) bool {
 	defer p.mu.Unlock()
 	last, ok := p.seen[instanceKey(instance)]
 	return ok && time.Since(last) < 3*p.interval
+}
+
+// up counts the instances alive now.
+func (p *Presence) up() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for k, last := range p.seen {
+		if k == instanceKey(p.self) || time.Since(last) < 3*p.interval {
+			n++
+		}
+	}
+	return n
 }
 
 func (p *Presence) note(e jetstream.KeyValueEntry, at time.Time) {

@@ -3,10 +3,12 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -145,6 +147,39 @@ func (e *clusterEdge) stop(t *testing.T) {
 	if strings.Contains(e.log.String(), "DATA RACE") {
 		t.Errorf("race detected in %s:\n%s", e.name, e.log)
 	}
+}
+
+// waitMetric waits until the edge's metric name (without labels) has
+// value want.
+func (e *clusterEdge) waitMetric(t *testing.T, name string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if v, ok := e.metric(name); ok && v == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			v, _ := e.metric(name)
+			t.Fatalf("%s: %s = %v, want %v", e.name, name, v, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (e *clusterEdge) metric(name string) (float64, bool) {
+	res, err := http.Get("http://" + e.httpAddr + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }
 
 // kill ends the edge at once, as a crash would.
@@ -288,6 +323,9 @@ func TestClusterSurvivesLosses(t *testing.T) {
 	}
 	var ids []string
 	seq := 0
+	// The callee hangs up every other call while the edge it registered
+	// through is up: its requests go there (its outbound proxy).
+	calleeEdgeUp := true
 	run := func(phase string, through ...*clusterEdge) {
 		t.Helper()
 		for range 4 {
@@ -297,13 +335,19 @@ func TestClusterSurvivesLosses(t *testing.T) {
 				ids = append(ids, id)
 				c := siptest.Dial(t, caller(e), callee, "1002", id)
 				ok := c.Answer()
-				c.Hangup(ok, seq%2 == 0)
+				c.Hangup(ok, !calleeEdgeUp || seq%2 == 0)
 			}
 		}
 	}
 
 	run("all", edges...)
 	edges[0].kill() // holds the registration
+	calleeEdgeUp = false
+	// Until the others miss its heartbeats (three seconds), they would
+	// still hand it the calls for the phone registered through it.
+	for _, e := range edges[1:] {
+		e.waitMetric(t, "routr_cluster_instances_up", 2)
+	}
 	run("edge0-killed", edges[1], edges[2])
 
 	cl.Nodes[0].Stop()
@@ -335,6 +379,7 @@ func TestClusterSurvivesLosses(t *testing.T) {
 		e.start(t)
 	}
 	callers = map[*clusterEdge]*siptest.Phone{}
+	calleeEdgeUp = true
 	run("restarted", edges...)
 
 	per, ended := waitCallEvents(t, nc, ids)
