@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -206,4 +207,25 @@ func TestHandOverRefusesForgedAndReplayedTokens(t *testing.T) {
 	if _, err := callee.Request(sip.INVITE, 200*time.Millisecond); err == nil {
 		t.Fatal("a replayed INVITE reached the phone")
 	}
+}
+
+// FuzzFlowToken feeds Route flow tokens as a client could write them: none
+// may be accepted unless signed, and none may crash the check.
+func FuzzFlowToken(f *testing.F) {
+	tokens := &flowTokens{secret: clusterSecret, max: 16, now: time.Now, seen: map[string]int64{}}
+	f.Add("call-1", tokens.make("call-1", "tcp", "127.0.0.1:5060"))
+	f.Add("call-1", "tcp~127.0.0.1:5060~9999999999~AAAAAAAAAAAA~AAAAAAAAAAAAAAAAAAAAAA")
+	f.Add("", "~~~~")
+	f.Add("x", "udp~[::1]:5060~1~n~m")
+	f.Fuzz(func(t *testing.T, callID, token string) {
+		tp, src, err := tokens.check(callID, token)
+		if err != nil {
+			return
+		}
+		// Accepted: it must be exactly what make signs.
+		parts := strings.Split(token, "~")
+		if parts[0] != tp || parts[1] != src || parts[4] != tokens.mac(callID, tp, src, parts[2], parts[3]) {
+			t.Fatalf("accepted %q for %q", token, callID)
+		}
+	})
 }
