@@ -158,7 +158,7 @@ func (c *Cluster) WaitJetStream(d time.Duration) error {
 func FreePort(t testing.TB) int {
 	t.Helper()
 	for range 1000 {
-		p := 32000 + int(portSeq.add())%8000
+		p := 12000 + int(portSeq.add())%8000
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
 			continue
