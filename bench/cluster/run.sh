@@ -36,7 +36,7 @@ NATS_PORT=4391
 PIDS+=($!)
 sleep 1
 
-start_edge() { # name sipport httpport
+start_edge() { # name sipport httpport bucket [store]
   cat >"$WORK/$1.yaml" <<Y
 kind: EdgePort
 apiVersion: v2beta1
@@ -48,7 +48,7 @@ spec:
       port: $2
 Y
   env -i PATH="$PATH" CONFIG_PATH="$WORK/$1.yaml" PATH_TO_RESOURCES="$WORK/res" HOSTNAME="$1" \
-    LOCATION_STORE=jetstream CLUSTER_NATS_URL=nats://127.0.0.1:$NATS_PORT LOCATION_BUCKET="bench_$4" \
+    LOCATION_STORE="${5:-jetstream}" CLUSTER_NATS_URL=nats://127.0.0.1:$NATS_PORT LOCATION_BUCKET="bench_$4" \
     CLUSTER_SECRET=bench-cluster-secret-0123456789 AUTH_SECRET=bench \
     HTTP_ADDR=127.0.0.1:$3 ENABLE_HEALTHCHECKS=true LOG_LEVEL=error \
     "$WORK/routr" >"$WORK/$1.log" 2>&1 &
@@ -76,9 +76,12 @@ run() { # label edges...
   wait "${drivers[@]}" || true
   t1=$(date +%s.%N)
   for f in "$WORK"/ok-"$label"-*; do total=$(( total + $(cat "$f" || echo 0) )); done
-  echo "$label: $n edge(s), offered $RATE/s for ${SECS}s: $total successful REGISTERs in $(echo "$t1 - $t0" | bc) s = $(echo "$total / ($t1 - $t0)" | bc)/s"
+  echo "$label: $n edge(s) , offered $RATE/s for ${SECS}s: $total successful REGISTERs in $(echo "$t1 - $t0" | bc) s = $(echo "$total / ($t1 - $t0)" | bc)/s"
 }
 
+start_edge e0 19063 19083 mem memory
+run mem 19063
+kill "${PIDS[-1]}"; unset 'PIDS[-1]'; sleep 1
 start_edge e1 19060 19080 one
 run one 19060
 kill "${PIDS[-1]}"; unset 'PIDS[-1]'; sleep 1
