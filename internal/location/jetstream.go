@@ -259,7 +259,7 @@ func (j *JetStream) apply(e jetstream.KeyValueEntry) {
 			j.log.Warn("location: undecodable binding", "key", e.Key(), "error", err)
 			return
 		}
-		j.cache.set(b)
+		j.cache.set(b, e.Revision())
 	default: // delete or purge
 		aor, contact, ok := parseKey(e.Key())
 		if ok {
@@ -281,11 +281,22 @@ func (j *JetStream) Put(ctx context.Context, b Binding) (PutResult, error) {
 	if b.RegisteredAt.IsZero() {
 		b.RegisteredAt = now
 	}
-	for range casAttempts {
-		res, err := j.putOnce(ctx, key, b, now)
+	for attempt := range casAttempts {
+		// The copy knows the key's revision, usually the latest: the
+		// first attempt writes at once, and a race it lost (or a copy
+		// behind the bucket) sends the next ones to read the bucket.
+		// Removals and refusals are decided on the bucket's own copy,
+		// never on one that may lag.
+		cached := attempt == 0 && b.Expires.After(now)
+		res, err := j.putOnce(ctx, key, b, now, cached)
+		if cached && errors.Is(err, ErrOutOfOrder) {
+			continue
+		}
 		if isConflict(err) {
 			j.m.op("put", "conflict")
-			backoff(ctx)
+			if !cached {
+				backoff(ctx)
+			}
 			continue
 		}
 		j.m.op("put", outcome(err))
@@ -294,9 +305,15 @@ func (j *JetStream) Put(ctx context.Context, b Binding) (PutResult, error) {
 	return 0, fmt.Errorf("location: put %s: lost %d races in a row", b.AOR, casAttempts)
 }
 
-func (j *JetStream) putOnce(ctx context.Context, key string, b Binding, now time.Time) (PutResult, error) {
-	old, rev, err := j.get(ctx, key)
-	if err != nil {
+func (j *JetStream) putOnce(ctx context.Context, key string, b Binding, now time.Time, cached bool) (PutResult, error) {
+	var (
+		old Binding
+		rev uint64
+		err error
+	)
+	if cached {
+		old, rev, _ = j.cache.get(b.AOR, b.Contact)
+	} else if old, rev, err = j.get(ctx, key); err != nil {
 		return 0, err
 	}
 	live := rev != 0 && old.Expires.After(now)
@@ -326,15 +343,16 @@ func (j *JetStream) putOnce(ctx context.Context, key string, b Binding, now time
 	if err != nil {
 		return 0, err
 	}
+	var newRev uint64
 	if rev == 0 {
-		_, err = j.kv.Create(opCtx, key, val)
+		newRev, err = j.kv.Create(opCtx, key, val)
 	} else {
-		_, err = j.kv.Update(opCtx, key, val, rev)
+		newRev, err = j.kv.Update(opCtx, key, val, rev)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("location: write %s: %w", b.AOR, err)
 	}
-	j.cache.set(b)
+	j.cache.set(b, newRev)
 	if live {
 		return Refreshed, nil
 	}

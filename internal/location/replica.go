@@ -7,14 +7,14 @@ package location
 // set stores b as given, replacing the binding with the same AOR and
 // Contact. An expired b is kept until the sweeper reports it, so that an
 // expiry nobody reported while every instance was down is reported once.
-func (m *Memory) set(b Binding) {
+func (m *Memory) set(b Binding, rev uint64) {
 	s := m.shard(b.AOR)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for x := s.aors[b.AOR]; x != nil; x = x.next {
 		if x.b.Contact == b.Contact {
 			old := x.b
-			x.b = b
+			x.b, x.rev = b, rev
 			reuseStrings(&x.b, &old)
 			x.exp = b.Expires.UnixNano()
 			s.heapFix(x)
@@ -24,7 +24,7 @@ func (m *Memory) set(b Binding) {
 		}
 	}
 	m.count.Add(1)
-	e := &entry{b: b, exp: b.Expires.UnixNano()}
+	e := &entry{b: b, exp: b.Expires.UnixNano(), rev: rev}
 	packStrings(&e.b)
 	s.link(e)
 	s.heapPush(e)
@@ -55,4 +55,18 @@ func (m *Memory) all(aor string) ([]Binding, error) {
 		out = append(out, x.b)
 	}
 	return out, nil
+}
+
+// get returns the binding (aor, contact), expired or not, and its
+// revision.
+func (m *Memory) get(aor, contact string) (Binding, uint64, bool) {
+	s := m.shard(aor)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for x := s.aors[aor]; x != nil; x = x.next {
+		if x.b.Contact == contact {
+			return x.b, x.rev, true
+		}
+	}
+	return Binding{}, 0, false
 }
