@@ -184,6 +184,7 @@ func (c *cluster) callSink(ctx context.Context, cfg *config.Config, log *slog.Lo
 		MaxDuration: cfg.MaxCallDuration,
 		Next:        next,
 		Instance:    c.self,
+		Alive:       c.peers.Alive,
 		Registerer:  reg,
 		Logger:      log.With("component", "ledger"),
 	})

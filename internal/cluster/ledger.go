@@ -49,6 +49,10 @@ type LedgerOptions struct {
 	Next events.Sink
 	// Instance names this instance in call records.
 	Instance string
+	// Alive, if set, tells whether the instance that routed a call is up
+	// (Presence.Alive): EndUnknown leaves the calls of a live instance to
+	// it, since their requests cross it, and it reports them in order.
+	Alive func(instance string) bool
 	// QueueSize bounds the events waiting for the ledger;
 	// DefaultLedgerQueue when 0. When full, events go to Next unchecked
 	// (at least once rather than lost) and are counted.
@@ -328,6 +332,10 @@ func (l *Ledger) endUnknown(ctx context.Context, u *unknownEnd) {
 	if !ok {
 		return
 	}
+	if rec.Owner != l.o.Instance && rec.Owner != "" && l.o.Alive != nil && l.o.Alive(rec.Owner) {
+		l.m.outcome("left_to_owner")
+		return
+	}
 	if !l.claim(ctx, "e."+h) {
 		return
 	}
@@ -425,7 +433,7 @@ func (m ledgerMetrics) outcome(o string) { m.outcomes.WithLabelValues(o).Inc() }
 func newLedgerMetrics(reg prometheus.Registerer, l *Ledger) (ledgerMetrics, error) {
 	m := ledgerMetrics{outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "routr", Subsystem: "cluster", Name: "ledger_events_total",
-		Help: "Call events through the shared call ledger: published, duplicate (another instance published it), unchecked (ledger unavailable), overflow (queue full), ended_elsewhere, not_followed.",
+		Help: "Call events through the shared call ledger: published, duplicate (another instance published it), unchecked (ledger unavailable), overflow (queue full), ended_elsewhere, left_to_owner (the routing instance is up), not_followed.",
 	}, []string{"outcome"})}
 	if reg == nil {
 		return m, nil

@@ -56,6 +56,10 @@ type instance struct {
 }
 
 func startLedger(t *testing.T, url, bucket string, maxDuration time.Duration) *instance {
+	return startLedgerWith(t, url, bucket, maxDuration, t.Name(), nil)
+}
+
+func startLedgerWith(t *testing.T, url, bucket string, maxDuration time.Duration, name string, alive func(string) bool) *instance {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -64,7 +68,7 @@ func startLedger(t *testing.T, url, bucket string, maxDuration time.Duration) *i
 	out := &sink{}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	l, err := NewLedger(ctx, LedgerOptions{Conn: nc, Bucket: bucket, Next: out, MaxDuration: maxDuration, Instance: t.Name()})
+	l, err := NewLedger(ctx, LedgerOptions{Conn: nc, Bucket: bucket, Next: out, MaxDuration: maxDuration, Instance: name, Alive: alive})
 	if err != nil {
 		nc.Close()
 		t.Fatal(err)
@@ -172,5 +176,29 @@ func TestLedgerEndsElsewhere(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	if n := owner.out.count(events.TypeCallEnded) + other.out.count(events.TypeCallEnded); n != 2 {
 		t.Errorf("%d call.ended for 2 calls", n)
+	}
+}
+
+// TestLedgerLeavesLiveOwnersCalls: a BYE seen by an instance that did not
+// route the call, while the one that did is up, publishes nothing there:
+// the owner, which the BYE crosses too, reports the call in order.
+func TestLedgerLeavesLiveOwnersCalls(t *testing.T) {
+	srv := natstest.Single(t)
+	up := func(string) bool { return true }
+	owner := startLedgerWith(t, srv.URL(), "calls_owner", 0, "sip:a", up)
+	other := startLedgerWith(t, srv.URL(), "calls_owner", 0, "sip:b", up)
+	now := time.Now()
+	owner.l.Publish(started("owned", now))
+	waitUntil(t, "the record", func() bool {
+		other.l.mu.Lock()
+		defer other.l.mu.Unlock()
+		return len(other.l.active) == 1
+	})
+	other.l.EndUnknown("owned", events.CauseNormalClearing, 200, nil, now)
+	owner.l.Publish(ended("owned", now, now))
+	waitUntil(t, "the owner's call.ended", func() bool { return owner.out.count(events.TypeCallEnded) == 1 })
+	time.Sleep(200 * time.Millisecond)
+	if n := other.out.count(events.TypeCallEnded); n != 0 {
+		t.Errorf("the other instance published %d call.ended", n)
 	}
 }
