@@ -246,7 +246,7 @@ func (l *Ledger) handle(ctx context.Context, j job) {
 	h := callKey(body.CallID)
 	switch j.ev.Type {
 	case events.TypeCallStarted:
-		if !l.claim(ctx, "s."+h) {
+		if !l.claim(ctx, "s."+h, j.ev.ID) {
 			return
 		}
 		rec := record{CallID: body.CallID, From: body.From, To: body.To, Start: body.StartTime, Owner: l.o.Instance}
@@ -263,7 +263,7 @@ func (l *Ledger) handle(ctx context.Context, j job) {
 		}
 		l.o.Next.Publish(j.ev)
 	case events.TypeCallEnded:
-		if !l.claim(ctx, "e."+h) {
+		if !l.claim(ctx, "e."+h, j.ev.ID) {
 			return
 		}
 		l.deleteRecord(ctx, h)
@@ -271,25 +271,46 @@ func (l *Ledger) handle(ctx context.Context, j job) {
 	}
 }
 
-// claim creates key if absent and reports whether this instance may
-// publish: it created it, or NATS could not tell (then the event goes out
+// claim creates key if absent, with the event's id as value, and reports
+// whether this instance may publish the event: it created the key (maybe
+// in an earlier attempt whose answer was lost: the value says so), or
+// NATS could not tell after a few attempts (then the event goes out
 // unchecked rather than not at all).
-func (l *Ledger) claim(ctx context.Context, key string) bool {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
-	_, err := l.kv.Create(ctx, key, []byte(l.o.Instance))
-	switch {
-	case err == nil:
-		l.m.outcome("published")
-		return true
-	case isConflict(err):
-		l.m.outcome("duplicate")
-		return false
-	default:
-		l.m.outcome("unchecked")
-		l.log.Warn("call ledger unavailable: event published unchecked", "key", key, "error", err)
-		return true
+func (l *Ledger) claim(ctx context.Context, key, eventID string) bool {
+	val := []byte(eventID)
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+			}
+		}
+		opCtx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		_, err = l.kv.Create(opCtx, key, val)
+		if isConflict(err) {
+			e, gerr := l.kv.Get(opCtx, key)
+			cancel()
+			if gerr != nil {
+				err = gerr
+				continue
+			}
+			if string(e.Value()) == eventID {
+				l.m.outcome("published")
+				return true
+			}
+			l.m.outcome("duplicate")
+			return false
+		}
+		cancel()
+		if err == nil {
+			l.m.outcome("published")
+			return true
+		}
 	}
+	l.m.outcome("unchecked")
+	l.log.Warn("call ledger unavailable: event published unchecked", "key", key, "error", err)
+	return true
 }
 
 func (l *Ledger) putRecord(ctx context.Context, h string, rec record) {
@@ -336,16 +357,17 @@ func (l *Ledger) endUnknown(ctx context.Context, u *unknownEnd) {
 		l.m.outcome("left_to_owner")
 		return
 	}
-	if !l.claim(ctx, "e."+h) {
+	ev := events.CallEnded(events.CallEnd{
+		CallID: rec.CallID, From: rec.From, To: rec.To,
+		StartTime: rec.Start, AnswerTime: rec.Answer, EndTime: u.at,
+		HangupCause: u.cause, SIPCode: u.code, ExtraHeaders: u.h,
+	})
+	if !l.claim(ctx, "e."+h, ev.ID) {
 		return
 	}
 	l.deleteRecord(ctx, h)
 	l.m.outcome("ended_elsewhere")
-	l.o.Next.Publish(events.CallEnded(events.CallEnd{
-		CallID: rec.CallID, From: rec.From, To: rec.To,
-		StartTime: rec.Start, AnswerTime: rec.Answer, EndTime: u.at,
-		HangupCause: u.cause, SIPCode: u.code, ExtraHeaders: u.h,
-	}))
+	l.o.Next.Publish(ev)
 }
 
 // watch follows the active records, for sweep.

@@ -182,6 +182,16 @@ func (e *clusterEdge) metric(name string) (float64, bool) {
 	return 0, false
 }
 
+// waitBindings waits until every edge's copy of the bucket holds n
+// bindings: a binding written through one edge reaches the others within
+// milliseconds, but a call placed in that moment would find nobody.
+func waitBindings(t *testing.T, edges []*clusterEdge, n float64) {
+	t.Helper()
+	for _, e := range edges {
+		e.waitMetric(t, "routr_location_cached_bindings", n)
+	}
+}
+
 // kill ends the edge at once, as a crash would.
 func (e *clusterEdge) kill() {
 	_ = e.cmd.Process.Kill()
@@ -224,7 +234,18 @@ func startEventsStream(t *testing.T, urls string) *nats.Conn {
 // of its distinct events in order, and the call.ended bodies.
 func callEvents(t *testing.T, nc *nats.Conn) (map[string][]string, map[string]map[string]any) {
 	t.Helper()
-	first, _ := dedupe(t, readStream(t, nc))
+	var msgs []rmsg
+	for attempt := 0; ; attempt++ {
+		var err error
+		if msgs, err = readAll(nc); err == nil {
+			break
+		}
+		if attempt == 20 {
+			t.Fatalf("read the events stream: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond) // JetStream electing a leader
+	}
+	first, _ := dedupe(t, msgs)
 	per, ended := map[string][]string{}, map[string]map[string]any{}
 	for _, ev := range first {
 		cid, _ := ev.body["callId"].(string)
@@ -233,10 +254,53 @@ func callEvents(t *testing.T, nc *nats.Conn) (map[string][]string, map[string]ma
 		}
 		per[cid] = append(per[cid], ev.typ)
 		if ev.typ == "call.ended" {
+			if prev := ended[cid]; prev != nil {
+				t.Logf("call %s ended twice:\n%v\n%v", cid, prev, ev.body)
+			}
 			ended[cid] = ev.body
 		}
 	}
 	return per, ended
+}
+
+// readAll reads the events stream from its first message, returning an
+// error rather than failing while the NATS cluster recovers.
+func readAll(nc *nats.Conn) ([]rmsg, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	st, err := js.Stream(ctx, eventsStream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	total := int(info.State.Msgs)
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return nil, err
+	}
+	var out []rmsg
+	for len(out) < total {
+		batch, err := cons.Fetch(total-len(out), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for m := range batch.Messages() {
+			out = append(out, rmsg{m.Subject(), m.Headers(), m.Data()})
+			n++
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("read %d of %d stream messages", len(out), total)
+		}
+	}
+	return out, nil
 }
 
 // waitCallEvents waits until every call of ids has its call.ended.
@@ -277,6 +341,7 @@ func TestClusterRegisterHereCallThere(t *testing.T) {
 		if res, err := callee.Register(600, ""); err != nil || res.StatusCode != 200 {
 			t.Fatalf("%s REGISTER: %v %v", tp, res, err)
 		}
+		waitBindings(t, edges, 1)
 		for i, via := range edges[1:] {
 			caller := phoneAt(t, "udp", "1001", via)
 			id := fmt.Sprintf("cluster-%s-%d", tp, i)
@@ -314,6 +379,7 @@ func TestClusterSurvivesLosses(t *testing.T) {
 	if res, err := callee.Register(600, ""); err != nil || res.StatusCode != 200 {
 		t.Fatalf("REGISTER: %v %v", res, err)
 	}
+	waitBindings(t, edges, 1)
 	callers := map[*clusterEdge]*siptest.Phone{}
 	caller := func(e *clusterEdge) *siptest.Phone {
 		if callers[e] == nil {
