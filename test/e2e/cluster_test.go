@@ -95,7 +95,10 @@ spec:
 // start starts the edge and waits until it is healthy.
 func (e *clusterEdge) start(t *testing.T) {
 	t.Helper()
-	e.log, e.done = &syncBuffer{}, make(chan struct{})
+	if e.log == nil {
+		e.log = &syncBuffer{} // kept across restarts
+	}
+	e.done = make(chan struct{})
 	e.cmd = exec.Command(binary)
 	e.cmd.Env = e.env
 	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
