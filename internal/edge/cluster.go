@@ -264,8 +264,9 @@ func (s *Server) handOver(r *Request) bool {
 	}
 	f := s.opts.Cluster.tokens
 	if f == nil || !s.addrs.isOurs(rt.Address.Host, rt.Address.Port) {
-		s.reply(r, 403, "Forbidden")
-		return true
+		// Not a hand-over to us: routed like any request, after
+		// authentication.
+		return false
 	}
 	tok, _ := rt.Address.UriParams.Get(flowParam)
 	transport, source, err := f.check(r.CallID(), tok)
