@@ -229,3 +229,19 @@ func FuzzFlowToken(f *testing.F) {
 		}
 	})
 }
+
+// TestRegisterWhileNATSAway: a REGISTER the shared store cannot keep is
+// answered 503 with Retry-After, not stored anywhere.
+func TestRegisterWhileNATSAway(t *testing.T) {
+	srv := natstest.Single(t)
+	a := startClusterEdge(t, srv.URL(), "away")
+	srv.Stop()
+	p := a.phone(t, "udp", "1002")
+	res, err := p.Register(300, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 503 || res.GetHeader("Retry-After") == nil {
+		t.Fatalf("REGISTER with NATS away: %d %s, want 503 with Retry-After", res.StatusCode, res.Reason)
+	}
+}
