@@ -301,3 +301,39 @@ func FuzzDecodeBinding(f *testing.F) {
 		}
 	})
 }
+
+// TestJetStreamServerRestart stops the only NATS server and starts it
+// again on the same store: the bindings are still there, and the copies
+// follow writes made afterwards.
+func TestJetStreamServerRestart(t *testing.T) {
+	srv := natstest.Single(t)
+	ctx := context.Background()
+	clk := newClock()
+	bucket := newBucket()
+	a := jsStore(t, srv.URL(), bucket, JetStreamOptions{Now: clk.now})
+	b := jsStore(t, srv.URL(), bucket, JetStreamOptions{Now: clk.now})
+	if _, err := a.Put(ctx, bind(alice, c1, "a", 1, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	for range 100 { // until the client is back
+		if _, err = a.Put(ctx, bind(bob, c1, "b", 1, time.Hour)); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "b follows writes after the restart", func() bool {
+		return slices.Equal(contacts(b, bob), []string{c1}) && slices.Equal(contacts(b, alice), []string{c1})
+	})
+	c := jsStore(t, srv.URL(), bucket, JetStreamOptions{Now: clk.now})
+	if c.Len() != 2 {
+		t.Errorf("a new instance loads %d bindings, want 2", c.Len())
+	}
+}
