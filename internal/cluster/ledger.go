@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/routr-go/routr/internal/events"
+	"github.com/routr-go/routr/internal/kvwatch"
 )
 
 // Defaults of LedgerOptions.
@@ -372,32 +373,11 @@ func (l *Ledger) endUnknown(ctx context.Context, u *unknownEnd) {
 
 // watch follows the active records, for sweep.
 func (l *Ledger) watch(ctx context.Context) {
-	for ctx.Err() == nil {
-		w, err := l.kv.Watch(ctx, "a.*")
-		if err != nil {
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-	updates:
-		for {
-			select {
-			case <-ctx.Done():
-				break updates
-			case e, ok := <-w.Updates():
-				if !ok {
-					break updates
-				}
-				if e == nil {
-					continue
-				}
-				l.follow(e)
-			}
-		}
-		_ = w.Stop()
-	}
+	kvwatch.Follow(ctx, l.o.Conn, 0,
+		func(ctx context.Context, last uint64) (jetstream.KeyWatcher, error) {
+			return l.kv.Watch(ctx, "a.*", kvwatch.Resume(last)...)
+		},
+		l.follow, nil)
 }
 
 func (l *Ledger) follow(e jetstream.KeyValueEntry) {

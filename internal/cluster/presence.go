@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/routr-go/routr/internal/kvwatch"
 )
 
 // DefaultPresenceInterval is how often an instance says it is alive.
@@ -44,6 +46,7 @@ type PresenceOptions struct {
 // request to the instance a callee registered through only while that
 // instance is up; otherwise it reaches the callee itself where it can.
 type Presence struct {
+	nc       *nats.Conn
 	kv       jetstream.KeyValue
 	self     string
 	interval time.Duration
@@ -72,7 +75,7 @@ func NewPresence(ctx context.Context, o PresenceOptions) (*Presence, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Presence{kv: kv, self: o.Self, interval: o.Interval, seen: make(map[string]time.Time)}
+	p := &Presence{nc: o.Conn, kv: kv, self: o.Self, interval: o.Interval, seen: make(map[string]time.Time)}
 	if o.Registerer != nil {
 		if err := o.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "routr", Subsystem: "cluster", Name: "instances_up",
@@ -160,31 +163,14 @@ func (p *Presence) Run(ctx context.Context) {
 }
 
 func (p *Presence) watch(ctx context.Context) {
-	for ctx.Err() == nil {
-		w, err := p.kv.WatchAll(ctx, jetstream.UpdatesOnly())
-		if err != nil {
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
+	kvwatch.Follow(ctx, p.nc, 0,
+		func(ctx context.Context, last uint64) (jetstream.KeyWatcher, error) {
+			if last == 0 {
+				return p.kv.WatchAll(ctx, jetstream.UpdatesOnly())
 			}
-			continue
-		}
-	updates:
-		for {
-			select {
-			case <-ctx.Done():
-				break updates
-			case e, ok := <-w.Updates():
-				if !ok {
-					break updates
-				}
-				if e != nil {
-					p.note(e, time.Now())
-				}
-			}
-		}
-		_ = w.Stop()
-	}
+			return p.kv.WatchAll(ctx, kvwatch.Resume(last)...)
+		},
+		func(e jetstream.KeyValueEntry) { p.note(e, time.Now()) }, nil)
 }
 
 func instanceKey(instance string) string {

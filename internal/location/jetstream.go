@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/routr-go/routr/internal/kvwatch"
 )
 
 // Defaults of JetStreamOptions.
@@ -28,7 +30,7 @@ const (
 	// subjects this long are still far below its control line limit.
 	maxKeyLen = 1024
 	// casAttempts bounds the retries of a write that lost a race.
-	casAttempts = 10
+	casAttempts = 16
 )
 
 // JetStreamOptions configures a [JetStream] store.
@@ -212,41 +214,12 @@ func (j *JetStream) Run(ctx context.Context) {
 // watch applies the bucket's changes after the initial load, starting the
 // watcher again if it stops.
 func (j *JetStream) watch(ctx context.Context) {
-	last := j.lastRev
-	for ctx.Err() == nil {
-		var opts []jetstream.WatchOpt
-		if last > 0 {
-			opts = append(opts, jetstream.ResumeFromRevision(last+1))
-		}
-		w, err := j.kv.WatchAll(ctx, opts...)
-		if err != nil {
-			if ctx.Err() == nil {
-				j.log.Warn("location watch", "bucket", j.o.Bucket, "error", err)
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-	updates:
-		for {
-			select {
-			case <-ctx.Done():
-				break updates
-			case e, ok := <-w.Updates():
-				if !ok {
-					break updates
-				}
-				if e == nil {
-					continue
-				}
-				j.apply(e)
-				last = max(last, e.Revision())
-			}
-		}
-		_ = w.Stop()
-	}
+	kvwatch.Follow(ctx, j.o.Conn, j.lastRev,
+		func(ctx context.Context, last uint64) (jetstream.KeyWatcher, error) {
+			return j.kv.WatchAll(ctx, kvwatch.Resume(last)...)
+		},
+		j.apply,
+		func(err error) { j.log.Warn("location watch", "bucket", j.o.Bucket, "error", err) })
 }
 
 // apply brings one bucket entry into the copy.
@@ -295,7 +268,7 @@ func (j *JetStream) Put(ctx context.Context, b Binding) (PutResult, error) {
 		if isConflict(err) {
 			j.m.op("put", "conflict")
 			if !cached {
-				backoff(ctx)
+				backoff(ctx, attempt)
 			}
 			continue
 		}
@@ -405,11 +378,11 @@ func (j *JetStream) Remove(ctx context.Context, aor, contact string) (bool, erro
 	if err != nil {
 		return false, nil // no such key can exist
 	}
-	for range casAttempts {
+	for attempt := range casAttempts {
 		ok, err := j.removeOnce(ctx, key, aor, contact)
 		if isConflict(err) {
 			j.m.op("remove", "conflict")
-			backoff(ctx)
+			backoff(ctx, attempt)
 			continue
 		}
 		j.m.op("remove", outcome(err))
@@ -519,12 +492,13 @@ func (j *JetStream) report(b Binding) {
 	}
 }
 
-// backoff waits a moment, random so that two writers that collided do not
-// collide again.
-func backoff(ctx context.Context) {
+// backoff waits a moment before attempt, random so that writers that
+// collided do not collide again, and longer as attempts fail (up to 20 ms).
+func backoff(ctx context.Context, attempt int) {
+	ceiling := min(1<<attempt, 20)
 	select {
 	case <-ctx.Done():
-	case <-time.After(time.Duration(1+rand.IntN(5)) * time.Millisecond):
+	case <-time.After(time.Duration(1+rand.IntN(ceiling)) * time.Millisecond):
 	}
 }
 
