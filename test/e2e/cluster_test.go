@@ -427,6 +427,7 @@ func TestClusterSurvivesLosses(t *testing.T) {
 	if err := cl.WaitJetStream(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
+	waitBindings(t, edges[1:], 1) // no binding lost
 	run("nats-node-back", edges[1], edges[2])
 
 	// An edge dies with a call up: nobody can send its BYE, so the
@@ -447,6 +448,7 @@ func TestClusterSurvivesLosses(t *testing.T) {
 	for _, e := range edges {
 		e.start(t)
 	}
+	waitBindings(t, edges, 1) // loaded from the bucket before serving
 	callers = map[*clusterEdge]*siptest.Phone{}
 	calleeEdgeUp = true
 	run("restarted", edges...)
