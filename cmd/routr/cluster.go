@@ -121,7 +121,7 @@ func newLocation(ctx context.Context, cfg *config.Config, log *slog.Logger, reg 
 		return nil, nil, err
 	}
 	cl.peers = peers
-	log.Info("shared location store ready", "nats", url, "bucket", cc.Bucket, "instance", self,
+	log.Info("shared location store ready", "nats", url, "cluster", cc.String(), "instance", self,
 		"bindings", store.Len(), "forwarding", len(cc.Secret) > 0)
 	return store, cl, nil
 }
