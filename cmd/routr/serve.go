@@ -78,13 +78,18 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
-	loc := location.NewMemory(location.MemoryOptions{
-		MaxBindings: cfg.MaxBindings,
-		OnExpire: func(b location.Binding) {
-			pipe.Publish(events.EndpointUnregistered(b.AOR, "expired", time.Now()))
-		},
+	loc, cl, err := newLocation(ctx, cfg, log, reg, func(b location.Binding) {
+		pipe.Publish(events.EndpointUnregistered(b.AOR, "expired", time.Now()))
 	})
-	tracker := calls.NewTracker(calls.Options{Sink: pipe, MaxDuration: cfg.MaxCallDuration, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	callSink, err := cl.callSink(ctx, cfg, log, reg, pipe)
+	if err != nil {
+		return err
+	}
+	tracker := calls.NewTracker(calls.Options{Sink: callSink, MaxDuration: cfg.MaxCallDuration, Registerer: reg, OnUnknownEnd: cl.onUnknownEnd()})
 
 	edge.SetTransactionLinger(cfg.TransactionLinger)
 	edge.SetStackLogger(log.With("component", "edge"))
@@ -119,6 +124,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 		EnforceE164:             cfg.EnforceE164,
 		EnforceE164MobilePrefix: cfg.EnforceE164MobilePrefix,
 		ConnectVerifier:         verifier,
+		Cluster:                 cl.edgeOptions(cfg),
 		Guard: edge.GuardOptions{
 			ScannerAgents:   cfg.Guard.ScannerAgents,
 			Rate:            cfg.Guard.Rate,
@@ -157,6 +163,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	})
 	wg.Go(func() { loc.Run(runCtx) })
 	wg.Go(func() { _ = tracker.Run(runCtx) })
+	wg.Go(func() { cl.Run(runCtx) })
 	wg.Go(func() { sip.RunRegistry(runCtx) }) // trunks with outbound.sendRegister
 	wg.Go(func() { res.Run(runCtx) })         // database modes: reload on change
 	wg.Go(func() { runAPI(runCtx) })
@@ -177,7 +184,13 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	sipErr := sip.Run(runCtx)
 	hs.SetReady(false)
 	cancel()
-	dr.endCalls()
+	if !cfg.Cluster.Enabled {
+		// A lone edge ends its calls still up; in a cluster they stay in
+		// the shared call ledger, and another edge ends them (on the BYE
+		// or at the maximum duration), once.
+		dr.endCalls()
+	}
+	cl.Wait() // the call ledger hands its last events to the pipeline
 	log.Info("stopping: flushing events")
 	flushCtx, done := context.WithTimeout(context.Background(), shutdownGrace)
 	if err := pipe.Close(flushCtx); err != nil {

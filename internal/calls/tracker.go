@@ -39,6 +39,10 @@ type Options struct {
 	// Registerer receives the metrics (namespace routr, subsystem calls);
 	// nil registers nothing.
 	Registerer prometheus.Registerer
+	// OnUnknownEnd, if set, learns of every end of a call the Tracker does
+	// not track (a BYE for a call another edge instance routed), with what
+	// call.ended would say; it must not block (cluster.Ledger.EndUnknown).
+	OnUnknownEnd func(callID, cause string, code int, h []Header, at time.Time)
 }
 
 // StartInfo describes a call whose initial INVITE was forwarded.
@@ -70,6 +74,7 @@ type Tracker struct {
 	active      atomic.Int64
 	shards      [shards]shard
 	m           metrics
+	onUnknown   func(callID, cause string, code int, h []Header, at time.Time)
 }
 
 type shard struct {
@@ -104,6 +109,7 @@ func NewTracker(o Options) *Tracker {
 		maxDuration: o.MaxDuration,
 		now:         o.Now,
 		seed:        maphash.MakeSeed(),
+		onUnknown:   o.OnUnknownEnd,
 	}
 	for i := range t.shards {
 		t.shards[i].calls = make(map[string]*call)
@@ -223,6 +229,9 @@ func (t *Tracker) end(callID string, afterAnswer bool, cause string, code int, h
 	switch {
 	case c == nil:
 		t.m.unknown.Inc()
+		if t.onUnknown != nil {
+			t.onUnknown(callID, cause, code, h, t.now())
+		}
 		return
 	case !afterAnswer && !c.answer.IsZero():
 		t.m.ignored.Inc()

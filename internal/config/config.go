@@ -98,6 +98,9 @@ type Config struct {
 	Guard Guard
 	// Limits caps messages, transactions and connections.
 	Limits Limits
+	// Cluster configures instances sharing state (LOCATION_STORE,
+	// CLUSTER_*).
+	Cluster Cluster
 
 	// Warnings are non-fatal findings about the file, such as unknown
 	// fields, one per line as "file:line: field: message".

@@ -235,6 +235,7 @@ func applyEnv(cfg *Config, env func(string) string) []string {
 	applyGuardEnv(e, &cfg.Guard)
 	applyStorageEnv(e, &cfg.Storage)
 	applyLimitsEnv(e, &cfg.Limits)
+	applyClusterEnv(e, &cfg.Cluster)
 	return e.probs
 }
 

@@ -83,6 +83,9 @@ type Options struct {
 	// Limits bound message sizes and transactions; zero values take
 	// the defaults described there.
 	Limits Limits
+	// Cluster lets instances sharing Location hand each other requests
+	// (see ClusterOptions); zero for a single instance.
+	Cluster ClusterOptions
 }
 
 // Server is a running SIP edge.
@@ -198,7 +201,7 @@ func New(o Options) (*Server, error) {
 	g.trusted = (&trustedSources{holder: o.Resources}).contains
 	drop.guard.Store(g)
 	// Bindings over a connection that closed are not offered to routing.
-	o.Location = flowFilter{Store: o.Location, conns: conns}
+	o.Location = flowFilter{Store: o.Location, conns: conns, self: o.Cluster.Self, handOver: len(o.Cluster.Secret) > 0, up: o.Cluster.Alive}
 	s := &Server{
 		opts:    o,
 		log:     o.Logger,
@@ -215,6 +218,9 @@ func New(o Options) (*Server, error) {
 		ready:   make(chan struct{}),
 	}
 	s.chain = s.buildChain()
+	if err := s.initCluster(); err != nil {
+		return nil, err
+	}
 	srv.OnNoRoute(s.serve)
 	return s, nil
 }

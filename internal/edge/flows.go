@@ -22,6 +22,12 @@ import (
 type flowFilter struct {
 	location.Store
 	conns *connTracker
+	// self is this instance in Binding.Instance; handOver says whether
+	// bindings over another instance's connections are reached through
+	// it (ClusterOptions).
+	self     string
+	handOver bool
+	up       func(instance string) bool // nil: every instance is taken as up
 }
 
 // Lookup returns the bindings of aor that can still be reached.
@@ -52,6 +58,9 @@ func (f flowFilter) alive(b location.Binding) bool {
 	tp := strings.ToLower(b.Transport)
 	if tp == "" || tp == "udp" || b.Source == "" {
 		return true
+	}
+	if b.Instance != "" && b.Instance != f.self {
+		return f.handOver && (f.up == nil || f.up(b.Instance))
 	}
 	return f.conns.alive(b.Source)
 }

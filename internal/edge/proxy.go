@@ -29,6 +29,9 @@ func asIs(*sipgo.Client, *sip.Request) error { return nil }
 
 // proxy routes a request that is not addressed to the edge itself.
 func (s *Server) proxy(r *Request) {
+	if s.handOver(r) {
+		return
+	}
 	if r.inDialog() {
 		s.proxyInDialog(r)
 		return
@@ -243,6 +246,9 @@ type branch struct {
 // Contact, sent to the address the REGISTER came from (NAT), with our
 // Record-Route (doubled when the transport changes, RFC 5658) and Via.
 func (s *Server) branchTo(r *Request, base *sip.Request, t location.Binding, fork bool) (*branch, error) {
+	if s.viaInstance(t) {
+		return s.branchToInstance(r, base, t, fork)
+	}
 	var ruri sip.Uri
 	if err := sip.ParseUri(t.Contact, &ruri); err != nil {
 		return nil, err
@@ -574,7 +580,7 @@ func betterFinal(code, than int) bool {
 // proxy's own: the received response stays with its client transaction.
 func (s *Server) fixResponse(res *sip.Response, b *branch) *sip.Response {
 	out := res.Clone()
-	if out.Contact() == nil || res.StatusCode < 101 || res.StatusCode >= 300 {
+	if out.Contact() == nil || res.StatusCode < 101 || res.StatusCode >= 300 || handedOver(b.req) {
 		return out
 	}
 	if src, err := netip.ParseAddrPort(res.Source()); err == nil {

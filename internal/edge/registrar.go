@@ -123,6 +123,7 @@ func (s *Server) storeBindings(r *Request, aor string, maxContacts int) {
 			CSeq:         cseq,
 			Expires:      now.Add(time.Duration(secs) * time.Second),
 			RegisteredAt: now,
+			Instance:     s.opts.Cluster.Self,
 		}
 		if ua := r.GetHeader("User-Agent"); ua != nil {
 			b.UserAgent = ua.Value()
@@ -141,8 +142,10 @@ func (s *Server) storeBindings(r *Request, aor string, maxContacts int) {
 			s.reply(r, 503, "Service Unavailable", sip.NewHeader("Retry-After", "60"))
 			return
 		case err != nil:
+			// A shared store out of reach (NATS away): the phone
+			// tries again later, or another edge.
 			s.log.Error("registrar put", "aor", aor, "error", err)
-			s.reply(r, 500, "Server Internal Error")
+			s.reply(r, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
 			return
 		}
 		if res == location.Refreshed {

@@ -139,6 +139,9 @@ const errNoChallenge = edgeError("no usable digest challenge")
 // peer AOR or a trunk) before this one. Keys come from resources, so the
 // counters are as many as they are.
 func (s *Server) nextTurn(key string) uint64 {
+	if s.opts.Cluster.Turns != nil {
+		return s.opts.Cluster.Turns(key)
+	}
 	c, ok := s.turns.Load(key)
 	if !ok {
 		c, _ = s.turns.LoadOrStore(key, new(atomic.Uint64))

@@ -69,7 +69,8 @@ type entry struct {
 	b    Binding
 	exp  int64 // b.Expires in Unix nanoseconds: cheap heap comparisons
 	next *entry
-	hi   int32 // index in the shard heap
+	hi   int32  // index in the shard heap
+	rev  uint64 // revision in a shared store's bucket (JetStream copy only)
 }
 
 // NewMemory returns an empty store; call Run to expire bindings.

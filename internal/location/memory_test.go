@@ -82,15 +82,20 @@ func remove(aor, con string, want bool) step {
 func removeAll(aor string, want int) step { return step{op: "removeall", aor: aor, want: want} }
 func advance(d time.Duration) step        { return step{op: "advance", by: d} }
 
-func TestMemory(t *testing.T) {
-	tests := []struct {
-		name    string
-		max     int
-		steps   []step
-		lookup  map[string][]string // aor -> contacts in Lookup order
-		expired []string
-		len     int
-	}{
+// contractCase is a sequence of operations every Store must answer the
+// same way, and what it must then hold.
+type contractCase struct {
+	name    string
+	max     int
+	steps   []step
+	lookup  map[string][]string // aor -> contacts in Lookup order
+	expired []string
+	len     int
+}
+
+// contractCases are run against every Store implementation.
+func contractCases() []contractCase {
+	return []contractCase{
 		{
 			name:   "put",
 			steps:  []step{put(bind(alice, c1, "a", 1, time.Hour), Created, nil)},
@@ -243,6 +248,10 @@ func TestMemory(t *testing.T) {
 			len:     2,
 		},
 	}
+}
+
+func TestMemory(t *testing.T) {
+	tests := contractCases()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()

@@ -255,7 +255,7 @@ func (p *Phone) readUDP() {
 	defer close(p.gone)
 	buf := make([]byte, 65535)
 	for {
-		n, _, err := p.udp.ReadFrom(buf)
+		n, from, err := p.udp.ReadFrom(buf)
 		if err != nil {
 			return
 		}
@@ -263,6 +263,7 @@ func (p *Phone) readUDP() {
 		if err != nil {
 			continue
 		}
+		m.SetSource(from.String()) // responses go back there, as RFC 3581 has it
 		if !p.deliver(m) {
 			return
 		}
@@ -362,8 +363,18 @@ func (p *Phone) SendRaw(b []byte) error {
 	return err
 }
 
-// Send writes a message to the edge.
+// Send writes a message to the edge; over UDP, a response to a request
+// the phone received goes where that request came from (the edge
+// instance that sent it, which may not be the phone's own).
 func (p *Phone) Send(m sip.Message) error {
+	if res, ok := m.(*sip.Response); ok && p.udp != nil && res.Destination() != "" {
+		a, err := net.ResolveUDPAddr("udp", res.Destination())
+		if err != nil {
+			return err
+		}
+		_, err = p.udp.WriteTo([]byte(m.String()), a)
+		return err
+	}
 	return p.SendRaw([]byte(m.String()))
 }
 
@@ -531,6 +542,7 @@ func (p *Phone) Register(expires int, alg string) (*sip.Response, error) {
 // phone's own tag, and dialog-creating responses carry its Contact.
 func (p *Phone) Reply(req *sip.Request, code int, reason string) *sip.Response {
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	res.SetDestination(req.Source())
 	if to := res.To(); to != nil && code > 100 {
 		to.Params.Remove("tag")
 		to.Params.Add("tag", p.Tag)

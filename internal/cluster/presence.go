@@ -1,0 +1,179 @@
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/routr-go/routr/internal/kvwatch"
+)
+
+// DefaultPresenceInterval is how often an instance says it is alive.
+const DefaultPresenceInterval = time.Second
+
+// maxInstances bounds the instances a Presence follows.
+const maxInstances = 4096
+
+// PresenceOptions configures a Presence.
+type PresenceOptions struct {
+	// Conn is the NATS connection; required, never closed by Presence.
+	Conn *nats.Conn
+	// Bucket holds one key per instance; created when missing.
+	Bucket string
+	// Replicas of the bucket when created; 0 means 3, or 1 on a smaller
+	// cluster.
+	Replicas int
+	// Self names this instance (its SIP URI for the others).
+	Self string
+	// Interval between heartbeats; DefaultPresenceInterval when 0. An
+	// instance not heard from for three intervals is taken for gone.
+	Interval time.Duration
+	// Registerer receives routr_cluster_instances_up; nil registers
+	// nothing.
+	Registerer prometheus.Registerer
+}
+
+// Presence tells which edge instances are up: each writes its key every
+// Interval, and every instance watches the bucket. The edge hands a
+// request to the instance a callee registered through only while that
+// instance is up; otherwise it reaches the callee itself where it can.
+type Presence struct {
+	nc       *nats.Conn
+	kv       jetstream.KeyValue
+	self     string
+	interval time.Duration
+
+	mu   sync.Mutex
+	seen map[string]time.Time // key -> last heard
+}
+
+// NewPresence opens the bucket, announces this instance and loads the
+// others.
+func NewPresence(ctx context.Context, o PresenceOptions) (*Presence, error) {
+	if o.Conn == nil || o.Self == "" {
+		return nil, errors.New("cluster: presence needs a NATS connection and a name")
+	}
+	if o.Interval <= 0 {
+		o.Interval = DefaultPresenceInterval
+	}
+	js, err := jetstream.New(o.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: jetstream: %w", err)
+	}
+	kv, err := openBucket(ctx, js, jetstream.KeyValueConfig{
+		Bucket: o.Bucket, Description: "routr edge instances", History: 1, TTL: time.Hour,
+		MaxValueSize: 1024, Storage: jetstream.FileStorage, Replicas: o.Replicas,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p := &Presence{nc: o.Conn, kv: kv, self: o.Self, interval: o.Interval, seen: make(map[string]time.Time)}
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "routr", Subsystem: "cluster", Name: "instances_up",
+			Help: "Edge instances heard from within three heartbeats, this one included.",
+		}, func() float64 { return float64(p.up()) })); err != nil {
+			return nil, fmt.Errorf("cluster: register metrics: %w", err)
+		}
+	}
+	if _, err := kv.Put(ctx, instanceKey(o.Self), []byte(o.Self)); err != nil {
+		return nil, fmt.Errorf("cluster: announce %s: %w", o.Self, err)
+	}
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: watch instances: %w", err)
+	}
+	defer w.Stop()
+	for e := range w.Updates() {
+		if e == nil {
+			break
+		}
+		p.note(e, e.Created())
+	}
+	return p, nil
+}
+
+// Alive reports whether instance was heard from lately.
+func (p *Presence) Alive(instance string) bool {
+	if instance == p.self {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	last, ok := p.seen[instanceKey(instance)]
+	return ok && time.Since(last) < 3*p.interval
+}
+
+// up counts the instances alive now.
+func (p *Presence) up() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for k, last := range p.seen {
+		if k == instanceKey(p.self) || time.Since(last) < 3*p.interval {
+			n++
+		}
+	}
+	return n
+}
+
+func (p *Presence) note(e jetstream.KeyValueEntry, at time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e.Operation() != jetstream.KeyValuePut {
+		delete(p.seen, e.Key())
+		return
+	}
+	if _, ok := p.seen[e.Key()]; ok || len(p.seen) < maxInstances {
+		p.seen[e.Key()] = at
+	}
+}
+
+// Run announces this instance every Interval and follows the others
+// until ctx ends; then it withdraws this instance at once, so that the
+// others stop handing it requests.
+func (p *Presence) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { p.watch(ctx) })
+	tick := time.NewTicker(p.interval)
+	defer tick.Stop()
+	key := instanceKey(p.self)
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			dctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = p.kv.Delete(dctx, key)
+			cancel()
+			return
+		case <-tick.C:
+			pctx, cancel := context.WithTimeout(ctx, p.interval)
+			_, _ = p.kv.Put(pctx, key, []byte(p.self))
+			cancel()
+		}
+	}
+}
+
+func (p *Presence) watch(ctx context.Context) {
+	kvwatch.Follow(ctx, p.nc, 0,
+		func(ctx context.Context, last uint64) (jetstream.KeyWatcher, error) {
+			if last == 0 {
+				return p.kv.WatchAll(ctx, jetstream.UpdatesOnly())
+			}
+			return p.kv.WatchAll(ctx, kvwatch.Resume(last)...)
+		},
+		func(e jetstream.KeyValueEntry) { p.note(e, time.Now()) }, nil)
+}
+
+func instanceKey(instance string) string {
+	sum := sha256.Sum256([]byte(instance))
+	return "i." + base64.RawURLEncoding.EncodeToString(sum[:18])
+}
