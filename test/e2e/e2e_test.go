@@ -99,7 +99,7 @@ type edge struct {
 	sipPort  int
 	natsURL  string
 	httpAddr string
-	log      *bytes.Buffer
+	log      *syncBuffer // written by the process while tests read it
 	cmd      *exec.Cmd
 	events   *collector
 }
@@ -107,7 +107,7 @@ type edge struct {
 func startEdge(t *testing.T, extraEnv ...string) *edge {
 	t.Helper()
 	dir := t.TempDir()
-	e := &edge{sipPort: freePort(t), log: &bytes.Buffer{}}
+	e := &edge{sipPort: freePort(t), log: &syncBuffer{}}
 	natsPort := freePort(t)
 	e.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
 	e.httpAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
