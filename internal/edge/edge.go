@@ -80,6 +80,18 @@ type Options struct {
 	// Guard drops scanners, rate-limits and bans sources, and caps
 	// failed authentications; zero values take its defaults.
 	Guard GuardOptions
+	// UDPSockets is how many sockets serve each UDP listener (SO_REUSEPORT
+	// on Linux); 0 means one per GOMAXPROCS.
+	UDPSockets int
+	// ResponseCache bounds the final responses kept to answer
+	// retransmissions; zero values take the defaults (see responseCache).
+	ResponseCache ResponseCacheLimits
+}
+
+// ResponseCacheLimits bound the final-response cache.
+type ResponseCacheLimits struct {
+	MaxEntries int
+	MaxBytes   int
 }
 
 // Server is a running SIP edge.
@@ -96,6 +108,8 @@ type Server struct {
 	acks    *ackGate
 	conns   *connTracker
 	guard   *guard
+	// respCache answers retransmitted non-INVITE requests over UDP.
+	respCache *responseCache
 	// turns counts calls balanced over each peer AOR and trunk
 	// (round-robin); see nextTurn.
 	turns sync.Map
@@ -179,6 +193,11 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("edge: register metrics: %w", err)
 	}
 	g.trusted = (&trustedSources{holder: o.Resources}).contains
+	// Timer J: how long a UDP non-INVITE transaction answers retransmissions.
+	rc, err := newResponseCache(64*sip.T1, o.ResponseCache.MaxEntries, o.ResponseCache.MaxBytes, o.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("edge: register metrics: %w", err)
+	}
 	// Bindings over a connection that closed are not offered to routing.
 	o.Location = flowFilter{Store: o.Location, conns: conns}
 	s := &Server{
@@ -194,6 +213,8 @@ func New(o Options) (*Server, error) {
 		conns:   conns,
 		guard:   g,
 		ready:   make(chan struct{}),
+
+		respCache: rc,
 	}
 	s.chain = s.buildChain()
 	srv.OnNoRoute(s.serve)
@@ -213,15 +234,17 @@ func (s *Server) Run(ctx context.Context) error {
 		proto := strings.ToLower(l.Protocol)
 		switch proto {
 		case "udp":
-			pc, err := net.ListenPacket("udp", l.Addr)
+			pcs, err := listenUDP(l.Addr, s.opts.UDPSockets)
 			if err != nil {
 				closeAll(closers)
 				return fmt.Errorf("listen udp %s: %w", l.Addr, err)
 			}
-			setUDPBuffers(pc)
-			s.addBound(proto, pc.LocalAddr())
-			closers = append(closers, pc.Close)
-			serves = append(serves, func() error { return s.srv.ServeUDP(pc) })
+			s.addBound(proto, pcs[0].LocalAddr())
+			for _, pc := range pcs {
+				setUDPBuffers(pc)
+				closers = append(closers, pc.Close)
+				serves = append(serves, func() error { return s.srv.ServeUDP(pc) })
+			}
 		case "tcp", "tls", "ws", "wss":
 			ln, err := s.listenStream(proto, l)
 			if err != nil {
@@ -325,10 +348,13 @@ func (s *Server) serve(req *sip.Request, tx sip.ServerTransaction) {
 	s.metrics.requests.WithLabelValues(metricMethod(req.Method)).Inc()
 	s.metrics.inflight.Inc()
 	defer s.metrics.inflight.Dec()
-	// The transaction stays until its timers end it (SIP_TRANSACTION_LINGER
-	// over UDP): a retransmitted request must get the same answer, not be
-	// processed again (a new 401 with a new nonce, or a late copy of a
-	// REGISTER re-applied after a newer one).
+	// A retransmitted request must get the same answer, not be processed
+	// again (a new 401 with a new nonce, or a late copy of a REGISTER
+	// re-applied after a newer one): non-INVITE over UDP from the response
+	// cache, INVITE from sipgo's transaction (SIP_TRANSACTION_LINGER).
+	if s.answerFromCache(r) {
+		return
+	}
 	s.chain.ServeSIP(r)
 }
 
@@ -348,6 +374,9 @@ func (s *Server) respond(r *Request, res *sip.Response) {
 		if err := s.srv.WriteResponse(res); err != nil {
 			s.log.Debug("write response", "error", err, "status", res.StatusCode)
 		}
+		return
+	}
+	if s.sendFinalCached(r, res) {
 		return
 	}
 	if err := r.Tx.Respond(res); err != nil {

@@ -597,6 +597,9 @@ func (s *Server) relay(r *Request, res *sip.Response, owned bool) {
 	if r.Tx == nil {
 		return
 	}
+	if s.sendFinalCached(r, out) {
+		return
+	}
 	if err := r.Tx.Respond(out); err != nil {
 		s.log.Debug("relay response", "call_id", r.CallID(), "status", out.StatusCode, "error", err)
 	}

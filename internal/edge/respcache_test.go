@@ -1,0 +1,154 @@
+package edge
+
+import (
+	"context"
+	"net/netip"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+func newTestCache(t *testing.T, ttl time.Duration, entries, bytes int) *responseCache {
+	t.Helper()
+	c, err := newResponseCache(ttl, entries, bytes, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestResponseCacheExpiresAfterTTL(t *testing.T) {
+	c := newTestCache(t, 32*time.Second, 0, 0)
+	dest := netip.MustParseAddrPort("127.0.0.1:5060")
+	t0 := time.Unix(1000, 0)
+	c.put("a", []byte("SIP/2.0 200 OK"), dest, t0)
+	if _, d, ok := c.get("a", t0.Add(31*time.Second)); !ok || d != dest {
+		t.Fatalf("entry gone before its Timer J: ok=%v dest=%v", ok, d)
+	}
+	if _, _, ok := c.get("a", t0.Add(32*time.Second)); ok {
+		t.Fatal("entry answered after its Timer J")
+	}
+	// The next put sweeps it out.
+	c.put("b", []byte("x"), dest, t0.Add(33*time.Second))
+	if n, b := c.size(); n != 1 || b != 1 {
+		t.Fatalf("size = %d entries, %d bytes; want 1, 1", n, b)
+	}
+	if v := counterValue(c.evictTTL); v != 1 {
+		t.Fatalf("expired evictions = %v, want 1", v)
+	}
+}
+
+func TestResponseCacheBoundedByEntriesAndBytes(t *testing.T) {
+	dest := netip.MustParseAddrPort("127.0.0.1:5060")
+	now := time.Unix(1000, 0)
+	c := newTestCache(t, time.Minute, 3, 1<<20)
+	for i := range 5 {
+		c.put(strconv.Itoa(i), []byte("resp"), dest, now)
+	}
+	if n, _ := c.size(); n != 3 {
+		t.Fatalf("%d entries, want the bound 3", n)
+	}
+	for i, want := range []bool{false, false, true, true, true} {
+		if _, _, ok := c.get(strconv.Itoa(i), now); ok != want {
+			t.Fatalf("entry %d kept=%v, want %v (oldest go first)", i, ok, want)
+		}
+	}
+	if v := counterValue(c.evictFull); v != 2 {
+		t.Fatalf("full evictions = %v, want 2", v)
+	}
+
+	c = newTestCache(t, time.Minute, 100, 10)
+	c.put("a", []byte("12345"), dest, now)
+	c.put("b", []byte("12345"), dest, now)
+	c.put("c", []byte("123"), dest, now)
+	if n, b := c.size(); n != 2 || b != 8 {
+		t.Fatalf("size = %d entries, %d bytes; want 2, 8", n, b)
+	}
+	c.put("big", make([]byte, 11), dest, now) // larger than the whole cache: not kept
+	if _, _, ok := c.get("big", now); ok {
+		t.Fatal("a response larger than the bound was kept")
+	}
+}
+
+func TestResponseCacheQueueMemoryFollowsEntries(t *testing.T) {
+	dest := netip.MustParseAddrPort("127.0.0.1:5060")
+	c := newTestCache(t, time.Second, 0, 0)
+	t0 := time.Unix(1000, 0)
+	for i := range 100000 {
+		c.put(strconv.Itoa(i), []byte("r"), dest, t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	n, _ := c.size()
+	if n > 1001 {
+		t.Fatalf("%d entries alive with a 1 s TTL at 1 per ms", n)
+	}
+	if cap(c.fifo) > 8*1024 {
+		t.Fatalf("queue capacity %d for %d live entries", cap(c.fifo), n)
+	}
+}
+
+// A copy of an authenticated REGISTER that arrives after the response to
+// it, and after a newer registration, is answered with the first 200 and
+// not applied again.
+func TestRetransmittedRegisterNotReapplied(t *testing.T) {
+	te := startEdge(t)
+	p := te.phone(t, "udp", "1001")
+	req := p.NewRequest(sip.REGISTER, "sip:sip.local", "reg-late")
+	req.AppendHeader(sip.NewHeader("Expires", "60"))
+	if err := p.Send(req); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := p.Response(sip.REGISTER, 2*time.Second)
+	if err != nil || ch.StatusCode != 401 {
+		t.Fatalf("challenge: %v %v", ch, err)
+	}
+	authd, err := p.Authorize(req, ch, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := []byte(authd.String())
+	if err := p.SendRaw(raw); err != nil {
+		t.Fatal(err)
+	}
+	first, err := p.Response(sip.REGISTER, 2*time.Second)
+	if err != nil || first.StatusCode != 200 {
+		t.Fatalf("authenticated REGISTER: %v %v", first, err)
+	}
+	// A newer registration with a different Call-ID.
+	if res, err := p.Register(120, ""); err != nil || res.StatusCode != 200 {
+		t.Fatalf("second registration: %v %v", res, err)
+	}
+	before := te.srv.respCache.hits
+	hits := counterValue(before)
+	if err := p.SendRaw(raw); err != nil {
+		t.Fatal(err)
+	}
+	again, err := p.Response(sip.REGISTER, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.String() != first.String() {
+		t.Fatalf("retransmission answered differently:\n%s\nfirst:\n%s", again, first)
+	}
+	if got := counterValue(before); got != hits+1 {
+		t.Fatalf("cache hits %v -> %v, want +1", hits, got)
+	}
+	bs, err := te.loc.Lookup(context.Background(), "sip:1001@sip.local")
+	if err != nil || len(bs) != 1 {
+		t.Fatalf("bindings %+v %v", bs, err)
+	}
+	if bs[0].CallID != "reg-"+p.Tag {
+		t.Fatalf("binding went back to the late copy's Call-ID: %+v", bs[0])
+	}
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
+}
