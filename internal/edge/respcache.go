@@ -51,10 +51,11 @@ type cachedResponse struct {
 }
 
 // Default bounds of the response cache: at 20,000 final responses per
-// second (10,000 challenged REGISTERs) 64 MiB hold the last ~5 s of them.
+// second (10,000 challenged REGISTERs) 32 MiB hold the last ~3 s of them
+// (~50 MB of heap with the map); at 2,000 REGISTER/s, all of Timer J.
 const (
-	defaultResponseCacheEntries = 1 << 17
-	defaultResponseCacheBytes   = 64 << 20
+	defaultResponseCacheEntries = 1 << 16
+	defaultResponseCacheBytes   = 32 << 20
 )
 
 func newResponseCache(ttl time.Duration, maxEntries, maxBytes int, reg prometheus.Registerer) (*responseCache, error) {

@@ -585,6 +585,11 @@ func (b *bench) step(ctx context.Context, e *edge, ctr *counter, ladder, mode st
 	if err := b.startSipp(uac); err != nil {
 		return res, false, err
 	}
+	if b.o.cpuProfile {
+		// The middle of the step: past sipp's start, before its tail.
+		secs := max(1, int(stepS)-2)
+		go e.cpuProfile(filepath.Join(b.outDir, fmt.Sprintf("cpu-%02d-%s-events-%s-%d.pprof", b.seq, ladder, mode, rate)), secs)
+	}
 	// sipp's sockets vanish with it: sample their drop counters meanwhile.
 	sippPorts := []int{b.regPort}
 	if uas != nil {

@@ -377,3 +377,21 @@ func (e *edge) heapProfile(path string) error {
 	}
 	return os.WriteFile(path, data, 0o644)
 }
+
+// cpuProfile saves /debug/pprof/profile?seconds=secs (ENABLE_PPROF=true)
+// to path; failures only lose the profile.
+func (e *edge) cpuProfile(path string, secs int) {
+	time.Sleep(time.Second)
+	c := http.Client{Timeout: time.Duration(secs+30) * time.Second}
+	res, err := c.Get("http://" + e.httpAddr + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs))
+	if err != nil {
+		return
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		return
+	}
+	if data, err := io.ReadAll(res.Body); err == nil {
+		_ = os.WriteFile(path, data, 0o644)
+	}
+}
