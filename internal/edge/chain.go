@@ -146,7 +146,7 @@ func (s *Server) validate(next Handler) Handler {
 			s.reply(r, 482, "Loop Detected")
 			return
 		}
-		if pr := r.GetHeader("Proxy-Require"); pr != nil {
+		if pr := firstHeader(r, "proxy-require"); pr != nil {
 			s.reply(r, 420, "Bad Extension", sip.NewHeader("Unsupported", pr.Value()))
 			return
 		}

@@ -150,7 +150,7 @@ func (s *Server) proxyInitial(r *Request) {
 // headerValue returns the value of the first header called name, "" when
 // there is none.
 func (r *Request) headerValue(name string) string {
-	if h := r.GetHeader(name); h != nil {
+	if h := firstHeader(r, name); h != nil {
 		return h.Value()
 	}
 	return ""

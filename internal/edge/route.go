@@ -40,7 +40,7 @@ func loopHash(req *sip.Request) string {
 	if c := req.CSeq(); c != nil {
 		h.Write([]byte(strconv.FormatUint(uint64(c.SeqNo), 10)))
 	}
-	if p := req.GetHeader("Proxy-Require"); p != nil {
+	if p := firstHeader(req, "proxy-require"); p != nil {
 		h.Write([]byte(p.Value()))
 	}
 	var b [8]byte
@@ -55,7 +55,7 @@ func newBranch(req *sip.Request) string {
 // isLoop reports whether req already went through this edge unchanged.
 func (s *Server) isLoop(req *sip.Request) bool {
 	var hash string
-	for _, h := range req.GetHeaders("Via") {
+	for _, h := range req.Headers() {
 		v, ok := h.(*sip.ViaHeader)
 		if !ok {
 			continue
