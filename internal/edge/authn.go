@@ -66,7 +66,7 @@ func (s *Server) authenticateWith(r *Request, k authKind, realm string, cred *re
 	// so a password guesser learns nothing more.
 	user := got.Username + "@" + realm
 	if s.guard.userBanned(user) {
-		s.metrics.authFailures.WithLabelValues(metricMethod(r.Method)).Inc()
+		s.metrics.authFailMethod.inc(r.Method)
 		s.reply(r, 403, "Forbidden")
 		return false
 	}
@@ -83,7 +83,7 @@ func (s *Server) authenticateWith(r *Request, k authKind, realm string, cred *re
 	case res == auth.OK && username != "" && got.Username == username:
 		return true
 	default:
-		s.metrics.authFailures.WithLabelValues(metricMethod(r.Method)).Inc()
+		s.metrics.authFailMethod.inc(r.Method)
 		s.guard.authFailed(r.Src.Addr(), user)
 		s.reply(r, 403, "Forbidden")
 		return false

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -345,7 +344,7 @@ func setUDPBuffers(pc net.PacketConn) {
 // serve is the entry of every request sipgo hands to the edge.
 func (s *Server) serve(req *sip.Request, tx sip.ServerTransaction) {
 	r := newRequest(req, tx)
-	s.metrics.requests.WithLabelValues(metricMethod(req.Method)).Inc()
+	s.metrics.byMethod.inc(req.Method)
 	s.metrics.inflight.Inc()
 	defer s.metrics.inflight.Dec()
 	// A retransmitted request must get the same answer, not be processed
@@ -369,7 +368,7 @@ func (s *Server) reply(r *Request, code int, reason string, hdrs ...sip.Header) 
 }
 
 func (s *Server) respond(r *Request, res *sip.Response) {
-	s.metrics.responses.WithLabelValues(strconv.Itoa(res.StatusCode)).Inc()
+	s.metrics.byCode.inc(res.StatusCode)
 	if r.Tx == nil {
 		if err := s.srv.WriteResponse(res); err != nil {
 			s.log.Debug("write response", "error", err, "status", res.StatusCode)

@@ -58,7 +58,7 @@ func (s *Server) proxyInitial(r *Request) {
 		return
 	case !caller.Admits(r.Src.Addr()):
 		// Before any challenge: a source the ACL refuses learns nothing.
-		s.metrics.authFailures.WithLabelValues(metricMethod(r.Method)).Inc()
+		s.metrics.authFailMethod.inc(r.Method)
 		s.reply(r, 403, "Forbidden")
 		return
 	case caller.Kind == routing.CallerAgent:
@@ -593,7 +593,7 @@ func (s *Server) relay(r *Request, res *sip.Response, owned bool) {
 	}
 	out.RemoveHeader("Via")
 	out.SetDestination(responseDest(r))
-	s.metrics.relayed.WithLabelValues(strconv.Itoa(out.StatusCode)).Inc()
+	s.metrics.relayedByCode.inc(out.StatusCode)
 	if r.Tx == nil {
 		return
 	}

@@ -159,7 +159,7 @@ func (s *Server) storeBindings(r *Request, aor string, maxContacts int) {
 }
 
 func (s *Server) registrations(outcome string) {
-	s.metrics.registrations.WithLabelValues(outcome).Inc()
+	s.metrics.registrationOutcome(outcome).Inc()
 }
 
 func (s *Server) unregistered(aor string, at time.Time) {
