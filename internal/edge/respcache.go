@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"hash/maphash"
 	"net"
 	"net/netip"
 	"sync"
@@ -16,43 +17,54 @@ import (
 // answer every retransmission of the request with the same final response
 // for Timer J (64*T1 over UDP, 0 over reliable transports). Keeping
 // sipgo's whole transaction (request, response, timers, channels) for that
-// long cost ~1 GB at 10,000 REGISTER/s; an entry here is the serialized
-// response, where it went and the transaction key.
+// long cost ~1 GB at 10,000 REGISTER/s.
 //
-// Bounds: at most maxEntries entries and maxBytes of responses. Entries
-// expire in the order they were made (one TTL for all), so when full the
-// oldest go first, before their Timer J: a retransmission of such a
-// request, which only comes after the response was lost several times, is
-// then processed again as a new request (what every request got before
+// The cache is two rings allocated once: an arena of bytes holding each
+// entry's transaction key and response back to back, and a ring of slots
+// (hash, offset, lengths, expiry, destination), indexed by a map from key
+// hash to slot. None of them holds a pointer, so the garbage collector
+// neither scans them nor sees an allocation per response.
+//
+// Bounds: at most maxEntries entries and maxBytes of keys and responses.
+// Entries expire in the order they were made (one TTL for all), so when
+// full the oldest go first, before their Timer J: a retransmission of such
+// a request, which only comes after the response was lost several times,
+// is then processed again as a new request (what every request got before
 // this cache). routr_sip_response_cache_evictions_total{reason="full"}
 // counts them.
 type responseCache struct {
-	ttl        time.Duration
-	maxEntries int
-	maxBytes   int
+	ttl  time.Duration
+	seed maphash.Seed
 
 	mu    sync.Mutex
-	byKey map[string]*cachedResponse
-	// fifo holds entries oldest first; head indexes the oldest.
-	fifo  []*cachedResponse
-	head  int
-	bytes int
+	arena []byte
+	// head and tail are byte positions since the start (arena index =
+	// position mod len): live entries lie in [tail, head).
+	head, tail int64
+	slots      []cacheSlot
+	// first and next are slot sequence numbers: live slots are
+	// [first, next), slot i at slots[i mod len].
+	first, next uint64
+	index       map[uint64]uint64 // key hash -> slot sequence number
 
 	hits      prometheus.Counter
 	evictFull prometheus.Counter
 	evictTTL  prometheus.Counter
 }
 
-type cachedResponse struct {
-	key     string
-	data    []byte
-	dest    netip.AddrPort
-	expires int64 // unix nanoseconds
+type cacheSlot struct {
+	hash       uint64
+	pos        int64 // byte position of the key; the response follows
+	klen, dlen int32
+	expires    int64 // unix nanoseconds
+	addr       [16]byte
+	port       uint16
+	is4        bool
 }
 
 // Default bounds of the response cache: at 20,000 final responses per
-// second (10,000 challenged REGISTERs) 32 MiB hold the last ~3 s of them
-// (~50 MB of heap with the map); at 2,000 REGISTER/s, all of Timer J.
+// second (10,000 challenged REGISTERs) 32 MiB hold the last ~3 s of them;
+// at 2,000 REGISTER/s, all of Timer J.
 const (
 	defaultResponseCacheEntries = 1 << 16
 	defaultResponseCacheBytes   = 32 << 20
@@ -66,10 +78,11 @@ func newResponseCache(ttl time.Duration, maxEntries, maxBytes int, reg prometheu
 		maxBytes = defaultResponseCacheBytes
 	}
 	c := &responseCache{
-		ttl:        ttl,
-		maxEntries: maxEntries,
-		maxBytes:   maxBytes,
-		byKey:      make(map[string]*cachedResponse),
+		ttl:   ttl,
+		seed:  maphash.MakeSeed(),
+		arena: make([]byte, maxBytes),
+		slots: make([]cacheSlot, maxEntries),
+		index: make(map[uint64]uint64),
 		hits: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "routr", Subsystem: "sip", Name: "response_cache_hits_total",
 			Help: "Retransmitted non-INVITE requests answered from the final-response cache.",
@@ -88,7 +101,7 @@ func newResponseCache(ttl time.Duration, maxEntries, maxBytes int, reg prometheu
 		}, func() float64 { n, _ := c.size(); return float64(n) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "routr", Subsystem: "sip", Name: "response_cache_bytes",
-			Help: "Bytes of final responses kept to answer retransmissions.",
+			Help: "Bytes of keys and final responses kept to answer retransmissions.",
 		}, func() float64 { _, b := c.size(); return float64(b) }),
 	}
 	for _, col := range cs {
@@ -102,51 +115,115 @@ func newResponseCache(ttl time.Duration, maxEntries, maxBytes int, reg prometheu
 func (c *responseCache) size() (entries, bytes int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.byKey), c.bytes
+	return int(c.next - c.first), int(c.head - c.tail)
 }
 
-// put keeps data, the final response sent to dest for the transaction key.
-// data must not be changed afterwards.
+// put keeps data, the final response sent to dest for the transaction
+// key (both copied).
 func (c *responseCache) put(key string, data []byte, dest netip.AddrPort, now time.Time) {
-	if len(data) > c.maxBytes {
+	need := int64(len(key) + len(data))
+	if need > int64(len(c.arena)) {
 		return
 	}
-	e := &cachedResponse{key: key, data: data, dest: dest, expires: now.Add(c.ttl).UnixNano()}
+	h := maphash.String(c.seed, key)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.expireLocked(now.UnixNano())
-	if old, ok := c.byKey[key]; ok {
+	nowNano := now.UnixNano()
+	c.expireLocked(nowNano)
+	if seq, ok := c.index[h]; ok && c.matchLocked(seq, key) {
 		// A second final response for one transaction is not sent by the
 		// edge; keep the first, as the transaction would.
-		_ = old
 		return
 	}
-	for len(c.byKey) >= c.maxEntries || c.bytes+len(data) > c.maxBytes {
+	for c.next-c.first >= uint64(len(c.slots)) || c.head+need-c.tail > int64(len(c.arena)) {
 		if !c.popLocked() {
 			break
 		}
 		c.evictFull.Inc()
 	}
-	c.byKey[key] = e
-	c.fifo = append(c.fifo, e)
-	c.bytes += len(data)
+	s := cacheSlot{hash: h, pos: c.head, klen: int32(len(key)), dlen: int32(len(data)),
+		expires: nowNano + int64(c.ttl), port: dest.Port()}
+	a := dest.Addr()
+	s.is4 = a.Is4()
+	s.addr = a.As16()
+	ringWrite(c.arena, c.head, key)
+	ringWrite(c.arena, c.head+int64(len(key)), data)
+	c.head += need
+	c.slots[c.next%uint64(len(c.slots))] = s
+	c.index[h] = c.next
+	c.next++
 }
 
-// get returns the response kept for key, if it has not expired.
-func (c *responseCache) get(key string, now time.Time) (data []byte, dest netip.AddrPort, ok bool) {
+// get appends the response kept for key to dst, if it has not expired.
+func (c *responseCache) get(dst []byte, key string, now time.Time) (data []byte, dest netip.AddrPort, ok bool) {
+	h := maphash.String(c.seed, key)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.byKey[key]
-	if !ok || e.expires <= now.UnixNano() {
-		return nil, netip.AddrPort{}, false
+	seq, ok := c.index[h]
+	if !ok || !c.matchLocked(seq, key) {
+		return dst, netip.AddrPort{}, false
+	}
+	s := &c.slots[seq%uint64(len(c.slots))]
+	if s.expires <= now.UnixNano() {
+		return dst, netip.AddrPort{}, false
+	}
+	dst = c.appendLocked(dst, s.pos+int64(s.klen), int(s.dlen))
+	a := netip.AddrFrom16(s.addr)
+	if s.is4 {
+		a = a.Unmap()
 	}
 	c.hits.Inc()
-	return e.data, e.dest, true
+	return dst, netip.AddrPortFrom(a, s.port), true
+}
+
+// matchLocked reports whether live slot seq holds key.
+func (c *responseCache) matchLocked(seq uint64, key string) bool {
+	if seq < c.first || seq >= c.next {
+		return false
+	}
+	s := &c.slots[seq%uint64(len(c.slots))]
+	if int(s.klen) != len(key) {
+		return false
+	}
+	n := int64(len(c.arena))
+	for i := 0; i < len(key); {
+		p := (s.pos + int64(i)) % n
+		chunk := min(len(key)-i, int(n-p))
+		if string(c.arena[p:p+int64(chunk)]) != key[i:i+chunk] {
+			return false
+		}
+		i += chunk
+	}
+	return true
+}
+
+// ringWrite copies b into arena at position pos, wrapping around.
+func ringWrite[T string | []byte](arena []byte, pos int64, b T) {
+	n := int64(len(arena))
+	for len(b) > 0 {
+		p := pos % n
+		k := copy(arena[p:], b)
+		b = b[k:]
+		pos += int64(k)
+	}
+}
+
+// appendLocked appends n bytes of the arena from position pos to dst.
+func (c *responseCache) appendLocked(dst []byte, pos int64, n int) []byte {
+	size := int64(len(c.arena))
+	for n > 0 {
+		p := pos % size
+		k := min(int64(n), size-p)
+		dst = append(dst, c.arena[p:p+k]...)
+		n -= int(k)
+		pos += k
+	}
+	return dst
 }
 
 // expireLocked drops entries past their TTL; they are at the front.
 func (c *responseCache) expireLocked(now int64) {
-	for c.head < len(c.fifo) && c.fifo[c.head].expires <= now {
+	for c.first < c.next && c.slots[c.first%uint64(len(c.slots))].expires <= now {
 		c.popLocked()
 		c.evictTTL.Inc()
 	}
@@ -154,21 +231,17 @@ func (c *responseCache) expireLocked(now int64) {
 
 // popLocked removes the oldest entry.
 func (c *responseCache) popLocked() bool {
-	if c.head >= len(c.fifo) {
+	if c.first >= c.next {
 		return false
 	}
-	e := c.fifo[c.head]
-	c.fifo[c.head] = nil
-	c.head++
-	delete(c.byKey, e.key)
-	c.bytes -= len(e.data)
-	// Reuse the slice's front once half of it is spent, so the queue's
-	// memory follows the number of entries, not the total ever made.
-	if c.head > 1024 && c.head*2 >= len(c.fifo) {
-		n := copy(c.fifo, c.fifo[c.head:])
-		clear(c.fifo[n:])
-		c.fifo = c.fifo[:n]
-		c.head = 0
+	s := &c.slots[c.first%uint64(len(c.slots))]
+	if seq, ok := c.index[s.hash]; ok && seq == c.first {
+		delete(c.index, s.hash)
+	}
+	c.tail = s.pos + int64(s.klen) + int64(s.dlen)
+	c.first++
+	if c.first == c.next {
+		c.head, c.tail = 0, 0 // empty: start again at the front
 	}
 	return true
 }
@@ -216,7 +289,9 @@ func (s *Server) answerFromCache(r *Request) bool {
 	if !ok {
 		return false
 	}
-	data, dest, ok := s.respCache.get(key, time.Now())
+	buf := respBufPool.Get().(*bytes.Buffer)
+	defer respBufPool.Put(buf)
+	data, dest, ok := s.respCache.get(buf.AvailableBuffer(), key, time.Now())
 	if !ok {
 		return false
 	}
@@ -259,14 +334,14 @@ func (s *Server) sendFinalCached(r *Request, res *sip.Response) bool {
 		respBufPool.Put(buf)
 		return false
 	}
-	data := bytes.Clone(buf.Bytes())
-	respBufPool.Put(buf)
+	data := buf.Bytes()
 	// Kept before it is sent: a retransmission crossing the response then
 	// finds it once the transaction is gone.
 	s.respCache.put(key, data, dest, time.Now())
 	if _, err := w.WriteTo(data, net.UDPAddrFromAddrPort(dest)); err != nil {
 		s.log.Debug("respond", "error", err, "status", res.StatusCode, "call_id", r.CallID())
 	}
+	respBufPool.Put(buf)
 	r.Tx.Terminate()
 	return true
 }

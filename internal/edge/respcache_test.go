@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,16 +27,16 @@ func TestResponseCacheExpiresAfterTTL(t *testing.T) {
 	dest := netip.MustParseAddrPort("127.0.0.1:5060")
 	t0 := time.Unix(1000, 0)
 	c.put("a", []byte("SIP/2.0 200 OK"), dest, t0)
-	if _, d, ok := c.get("a", t0.Add(31*time.Second)); !ok || d != dest {
+	if _, d, ok := c.get(nil, "a", t0.Add(31*time.Second)); !ok || d != dest {
 		t.Fatalf("entry gone before its Timer J: ok=%v dest=%v", ok, d)
 	}
-	if _, _, ok := c.get("a", t0.Add(32*time.Second)); ok {
+	if _, _, ok := c.get(nil, "a", t0.Add(32*time.Second)); ok {
 		t.Fatal("entry answered after its Timer J")
 	}
 	// The next put sweeps it out.
 	c.put("b", []byte("x"), dest, t0.Add(33*time.Second))
-	if n, b := c.size(); n != 1 || b != 1 {
-		t.Fatalf("size = %d entries, %d bytes; want 1, 1", n, b)
+	if n, b := c.size(); n != 1 || b != 2 {
+		t.Fatalf("size = %d entries, %d bytes; want 1, 2 (key and response)", n, b)
 	}
 	if v := counterValue(c.evictTTL); v != 1 {
 		t.Fatalf("expired evictions = %v, want 1", v)
@@ -53,7 +54,7 @@ func TestResponseCacheBoundedByEntriesAndBytes(t *testing.T) {
 		t.Fatalf("%d entries, want the bound 3", n)
 	}
 	for i, want := range []bool{false, false, true, true, true} {
-		if _, _, ok := c.get(strconv.Itoa(i), now); ok != want {
+		if _, _, ok := c.get(nil, strconv.Itoa(i), now); ok != want {
 			t.Fatalf("entry %d kept=%v, want %v (oldest go first)", i, ok, want)
 		}
 	}
@@ -65,28 +66,48 @@ func TestResponseCacheBoundedByEntriesAndBytes(t *testing.T) {
 	c.put("a", []byte("12345"), dest, now)
 	c.put("b", []byte("12345"), dest, now)
 	c.put("c", []byte("123"), dest, now)
-	if n, b := c.size(); n != 2 || b != 8 {
-		t.Fatalf("size = %d entries, %d bytes; want 2, 8", n, b)
+	if n, b := c.size(); n != 2 || b != 10 {
+		t.Fatalf("size = %d entries, %d bytes; want 2, 10", n, b)
 	}
 	c.put("big", make([]byte, 11), dest, now) // larger than the whole cache: not kept
-	if _, _, ok := c.get("big", now); ok {
+	if _, _, ok := c.get(nil, "big", now); ok {
 		t.Fatal("a response larger than the bound was kept")
 	}
 }
 
-func TestResponseCacheQueueMemoryFollowsEntries(t *testing.T) {
-	dest := netip.MustParseAddrPort("127.0.0.1:5060")
-	c := newTestCache(t, time.Second, 0, 0)
-	t0 := time.Unix(1000, 0)
-	for i := range 100000 {
-		c.put(strconv.Itoa(i), []byte("r"), dest, t0.Add(time.Duration(i)*time.Millisecond))
+func TestResponseCacheWrapsAround(t *testing.T) {
+	dest4 := netip.MustParseAddrPort("127.0.0.1:5060")
+	dest6 := netip.MustParseAddrPort("[::1]:5070")
+	c := newTestCache(t, time.Hour, 0, 1000)
+	now := time.Unix(1000, 0)
+	resp := func(i int) []byte { return []byte(strings.Repeat(strconv.Itoa(i%10), 37+i%50)) }
+	for i := range 10000 {
+		d := dest4
+		if i%2 == 1 {
+			d = dest6
+		}
+		c.put("key-"+strconv.Itoa(i), resp(i), d, now)
+		// The newest few are always there, byte for byte, whichever
+		// way they straddle the end of the arena.
+		for j := max(0, i-3); j <= i; j++ {
+			got, d, ok := c.get(nil, "key-"+strconv.Itoa(j), now)
+			if !ok || string(got) != string(resp(j)) {
+				t.Fatalf("after %d puts, entry %d: ok=%v %q", i+1, j, ok, got)
+			}
+			if want := map[bool]netip.AddrPort{false: dest4, true: dest6}[j%2 == 1]; d != want {
+				t.Fatalf("entry %d destination %v, want %v", j, d, want)
+			}
+		}
+		if _, b := c.size(); b > 1000 {
+			t.Fatalf("%d bytes held, bound 1000", b)
+		}
 	}
-	n, _ := c.size()
-	if n > 1001 {
-		t.Fatalf("%d entries alive with a 1 s TTL at 1 per ms", n)
+	if _, _, ok := c.get(nil, "key-0", now); ok {
+		t.Fatal("the oldest entry survived 10,000 newer ones in 1000 bytes")
 	}
-	if cap(c.fifo) > 8*1024 {
-		t.Fatalf("queue capacity %d for %d live entries", cap(c.fifo), n)
+	// A key that differs but shares nothing else is not confused.
+	if _, _, ok := c.get(nil, "key-9999x", now); ok {
+		t.Fatal("a different key was answered")
 	}
 }
 
