@@ -113,6 +113,8 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 		EnforceE164:             cfg.EnforceE164,
 		EnforceE164MobilePrefix: cfg.EnforceE164MobilePrefix,
 		ConnectVerifier:         verifier,
+		UDPSockets:              cfg.UDPSockets,
+		ResponseCache:           edge.ResponseCacheLimits{MaxBytes: cfg.ResponseCacheSize},
 		Guard: edge.GuardOptions{
 			ScannerAgents:   cfg.Guard.ScannerAgents,
 			Rate:            cfg.Guard.Rate,

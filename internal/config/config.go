@@ -87,6 +87,12 @@ type Config struct {
 	// RFC value is 32 s). Kamailio keeps them 5 s (tm's wt_timer); so do
 	// we by default, which bounds memory under load.
 	TransactionLinger time.Duration
+	// UDPSockets is how many sockets serve each UDP listener (SO_REUSEPORT);
+	// 0 means one per GOMAXPROCS.
+	UDPSockets int
+	// ResponseCacheSize bounds, in bytes, the final responses to
+	// non-INVITE requests kept to answer retransmissions; 0 means 32 MiB.
+	ResponseCacheSize int
 
 	// Guard configures the flood guard (GUARD_* variables).
 	Guard Guard

@@ -383,11 +383,13 @@ func (s *Server) respond(r *Request, res *sip.Response) {
 	}
 }
 
-// SetTransactionLinger sets how long finished transactions stay to absorb
-// retransmissions over UDP: RFC 3261 Timers D, J, L and M, 32 s by the
-// RFC. sipgo keeps these timers process-wide, so this must be called once,
-// before any Server runs. Kamailio holds finished transactions 5 s; at
-// thousands of calls per second the RFC's 32 s is most of the heap.
+// SetTransactionLinger sets how long finished INVITE transactions stay to
+// absorb retransmissions over UDP: RFC 3261 Timers D, L and M, 32 s by the
+// RFC (and Timer J, which applies only to the non-INVITE responses the
+// response cache cannot take, e.g. too large for UDP). sipgo keeps these
+// timers process-wide, so this must be called once, before any Server
+// runs. Kamailio holds finished transactions 5 s; at thousands of calls
+// per second the RFC's 32 s is most of the heap.
 func SetTransactionLinger(d time.Duration) {
 	if d <= 0 {
 		return
