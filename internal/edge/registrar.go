@@ -199,6 +199,11 @@ func (s *Server) enforceMaxContacts(ctx context.Context, aor, contact string, ma
 	if max <= 0 {
 		return nil
 	}
+	// Count copies nothing: most REGISTERs refresh an AOR below its
+	// bound, and the reply looks the bindings up once more anyway.
+	if n, err := s.opts.Location.Count(ctx, aor); err == nil && n < max {
+		return nil
+	}
 	bs, err := s.opts.Location.Lookup(ctx, aor)
 	if err != nil {
 		return err
