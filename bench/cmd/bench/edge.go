@@ -417,7 +417,8 @@ func (e *edge) heapProfile(path string) error {
 }
 
 // cpuProfile saves /debug/pprof/profile?seconds=secs (ENABLE_PPROF=true)
-// to path; failures only lose the profile.
+// to path, then the heap profile beside it; failures only lose the
+// profile.
 func (e *edge) cpuProfile(path string, secs int) {
 	time.Sleep(time.Second)
 	c := http.Client{Timeout: time.Duration(secs+30) * time.Second}
@@ -431,5 +432,15 @@ func (e *edge) cpuProfile(path string, secs int) {
 	}
 	if data, err := io.ReadAll(res.Body); err == nil {
 		_ = os.WriteFile(path, data, 0o644)
+	}
+	// And the heap as the load left it (no forced GC): what holds memory
+	// under load, where heap-<ladder>.pprof shows what stays after it.
+	hres, err := c.Get("http://" + e.httpAddr + "/debug/pprof/heap")
+	if err != nil {
+		return
+	}
+	defer hres.Body.Close()
+	if data, err := io.ReadAll(hres.Body); err == nil && hres.StatusCode == 200 {
+		_ = os.WriteFile(strings.Replace(path, "cpu-", "heap-load-", 1), data, 0o644)
 	}
 }

@@ -75,7 +75,7 @@ func run() int {
 	flag.StringVar(&o.rev, "rev", "", "build this commit (git archive) instead of the working tree, e.g. HEAD")
 	flag.IntVar(&o.repeat, "repeat", 1, "run every ladder this many times, modes interleaved; the ratio uses medians")
 	flag.BoolVar(&o.traceMsgs, "trace", false, "also write every SIP message sipp sends or receives (-trace_shortmsg) into the step's folder; slows sipp")
-	flag.BoolVar(&o.cpuProfile, "cpuprofile", false, "save a CPU profile of routr for the middle of every step (<out>/cpu-<step>.pprof)")
+	flag.BoolVar(&o.cpuProfile, "cpuprofile", false, "save a CPU profile of routr for the middle of every step (<out>/cpu-<step>.pprof), then its heap (heap-load-<step>.pprof)")
 	flag.Parse()
 
 	set := map[string]bool{}
