@@ -173,3 +173,41 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// FuzzResponseCache puts and gets keys and responses taken from the
+// input (the network supplies both: branch, sent-by, the request echoed in
+// the response) in a small cache: whatever they are, the bounds hold and
+// the newest entry reads back byte for byte.
+func FuzzResponseCache(f *testing.F) {
+	f.Add([]byte("z9hG4bK-1|127.0.0.1|5060|REGISTER\x00SIP/2.0 401 Unauthorized\r\n\r\n"), uint16(64))
+	f.Add([]byte("a\x00b\x00\x00\x00c"), uint16(3))
+	f.Fuzz(func(t *testing.T, data []byte, size uint16) {
+		maxBytes := int(size%512) + 1
+		c, err := newResponseCache(time.Minute, 8, maxBytes, prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Unix(1000, 0)
+		dest := netip.MustParseAddrPort("[2001:db8::1]:5060")
+		parts := strings.Split(string(data), "\x00")
+		for i := 0; i+1 < len(parts); i += 2 {
+			// Unique keys: every put is a new transaction.
+			key, resp := parts[i]+"#"+strconv.Itoa(i), []byte(parts[i+1])
+			c.put(key, resp, dest, now)
+			got, d, ok := c.get(nil, key, now)
+			fits := len(key)+len(resp) <= maxBytes
+			if ok != fits {
+				t.Fatalf("key %q (%d+%d bytes in %d): kept=%v", key, len(key), len(resp), maxBytes, ok)
+			}
+			if ok && string(got) != string(resp) {
+				t.Fatalf("read back %q, put %q", got, resp)
+			}
+			if ok && d != dest {
+				t.Fatalf("destination %v", d)
+			}
+			if n, b := c.size(); n > 8 || b > maxBytes {
+				t.Fatalf("%d entries, %d bytes: bounds 8, %d", n, b, maxBytes)
+			}
+		}
+	})
+}
