@@ -80,7 +80,6 @@ func newResponseCache(ttl time.Duration, maxEntries, maxBytes int, reg prometheu
 	c := &responseCache{
 		ttl:   ttl,
 		seed:  maphash.MakeSeed(),
-		arena: make([]byte, maxBytes),
 		slots: make([]cacheSlot, maxEntries),
 		index: make(map[uint64]uint64),
 		hits: prometheus.NewCounter(prometheus.CounterOpts{
@@ -88,6 +87,9 @@ func newResponseCache(ttl time.Duration, maxEntries, maxBytes int, reg prometheu
 			Help: "Retransmitted non-INVITE requests answered from the final-response cache.",
 		}),
 	}
+	// The arena must not be reachable from the cleanup that unmaps it:
+	// it is owned by c and released once c is gone.
+	c.arena = newArena(c, maxBytes)
 	ev := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "routr", Subsystem: "sip", Name: "response_cache_evictions_total",
 		Help: "Final responses dropped from the cache: expired (Timer J) or full (before Timer J).",
@@ -263,19 +265,34 @@ func txKey(tx sip.ServerTransaction) (string, bool) {
 	return k.Key(), true
 }
 
-// txWriter returns the UDP socket of tx's connection, or nil.
-func txWriter(tx sip.ServerTransaction) packetWriter {
+// txConn returns tx's connection when it is a UDP socket, or nil.
+func txConn(tx sip.ServerTransaction) udpConn {
 	c, ok := tx.(interface{ Connection() sip.Connection })
 	if !ok {
 		return nil
 	}
-	w, _ := c.Connection().(packetWriter)
+	w, _ := c.Connection().(udpConn)
 	return w
 }
 
-// packetWriter is what a sipgo UDP connection offers to send bytes.
-type packetWriter interface {
+// udpConn is what a sipgo UDP connection offers to send bytes.
+type udpConn interface {
+	sip.Connection
 	WriteTo(b []byte, addr net.Addr) (int, error)
+}
+
+// terminateAndSend ends tx, then sends data to dest on its socket. The
+// order matters: a retransmission that arrives once data is out must
+// find no transaction (sipgo would give it to the one in Trying, which
+// ignores it) but the cache. The extra reference keeps a socket that is
+// not a listener open until data is sent.
+func (s *Server) terminateAndSend(tx sip.ServerTransaction, c udpConn, data []byte, dest netip.AddrPort, callID string) {
+	c.Ref(1)
+	tx.Terminate()
+	if _, err := c.WriteTo(data, net.UDPAddrFromAddrPort(dest)); err != nil {
+		s.log.Debug("send response", "error", err, "call_id", callID)
+	}
+	_, _ = c.TryClose()
 }
 
 // answerFromCache resends the cached final response when r retransmits a
@@ -295,12 +312,11 @@ func (s *Server) answerFromCache(r *Request) bool {
 	if !ok {
 		return false
 	}
-	if w := txWriter(r.Tx); w != nil {
-		if _, err := w.WriteTo(data, net.UDPAddrFromAddrPort(dest)); err != nil {
-			s.log.Debug("resend cached response", "error", err, "call_id", r.CallID())
-		}
+	if c := txConn(r.Tx); c != nil {
+		s.terminateAndSend(r.Tx, c, data, dest, r.CallID())
+	} else {
+		r.Tx.Terminate()
 	}
-	r.Tx.Terminate()
 	return true
 }
 
@@ -318,8 +334,8 @@ func (s *Server) sendFinalCached(r *Request, res *sip.Response) bool {
 	if !ok {
 		return false
 	}
-	w := txWriter(r.Tx)
-	if w == nil {
+	c := txConn(r.Tx)
+	if c == nil {
 		return false
 	}
 	dest, err := netip.ParseAddrPort(res.Destination())
@@ -335,13 +351,10 @@ func (s *Server) sendFinalCached(r *Request, res *sip.Response) bool {
 		return false
 	}
 	data := buf.Bytes()
-	// Kept before it is sent: a retransmission crossing the response then
-	// finds it once the transaction is gone.
+	// Kept before the transaction ends and the response is sent: a
+	// retransmission then finds either the transaction or this.
 	s.respCache.put(key, data, dest, time.Now())
-	if _, err := w.WriteTo(data, net.UDPAddrFromAddrPort(dest)); err != nil {
-		s.log.Debug("respond", "error", err, "status", res.StatusCode, "call_id", r.CallID())
-	}
+	s.terminateAndSend(r.Tx, c, data, dest, r.CallID())
 	respBufPool.Put(buf)
-	r.Tx.Terminate()
 	return true
 }
