@@ -125,6 +125,8 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 		EnforceE164MobilePrefix: cfg.EnforceE164MobilePrefix,
 		ConnectVerifier:         verifier,
 		Cluster:                 cl.edgeOptions(cfg),
+		UDPSockets:              cfg.UDPSockets,
+		ResponseCache:           edge.ResponseCacheLimits{MaxBytes: cfg.ResponseCacheSize},
 		Guard: edge.GuardOptions{
 			ScannerAgents:   cfg.Guard.ScannerAgents,
 			Rate:            cfg.Guard.Rate,

@@ -93,6 +93,12 @@ type Config struct {
 	// the edge keeps serving the transactions and calls it has while it
 	// refuses new ones.
 	DrainTimeout time.Duration
+	// UDPSockets is how many sockets serve each UDP listener (SO_REUSEPORT);
+	// 0 means one per GOMAXPROCS.
+	UDPSockets int
+	// ResponseCacheSize bounds, in bytes, the final responses to
+	// non-INVITE requests kept to answer retransmissions; 0 means 32 MiB.
+	ResponseCacheSize int
 
 	// Guard configures the flood guard (GUARD_* variables).
 	Guard Guard

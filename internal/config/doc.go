@@ -72,7 +72,9 @@
 //	EVENTS_DURABLE                  false                    publish through JetStream
 //	MAX_CALL_DURATION               4h                       end longer calls; 0 means no limit
 //	LOCATION_MAX_BINDINGS           1000000                  cap on registered contacts
-//	SIP_TRANSACTION_LINGER          5s                       keep finished UDP transactions this long
+//	SIP_TRANSACTION_LINGER          5s                       keep finished UDP INVITE transactions this long
+//	SIP_UDP_SOCKETS                 GOMAXPROCS               sockets per UDP listener (SO_REUSEPORT)
+//	SIP_RESPONSE_CACHE_SIZE         33554432                 bytes of final responses kept for retransmissions
 //	SIP_MAX_MESSAGE_SIZE            32768                    largest SIP message in bytes (513 beyond)
 //	SIP_MAX_TRANSACTIONS            250000                   server transactions alive at once (503 beyond)
 //	SIP_OVERLOAD_RETRY_AFTER        5                        Retry-After of those 503s, whole seconds

@@ -232,6 +232,8 @@ func applyEnv(cfg *Config, env func(string) string) []string {
 	e.positive("LOCATION_MAX_BINDINGS", 1<<30, &cfg.MaxBindings)
 	e.duration("SIP_TRANSACTION_LINGER", time.Second, false, &cfg.TransactionLinger)
 	e.duration("DRAIN_TIMEOUT", 0, false, &cfg.DrainTimeout)
+	e.positive("SIP_UDP_SOCKETS", 256, &cfg.UDPSockets)
+	e.positive("SIP_RESPONSE_CACHE_SIZE", 1<<32-1, &cfg.ResponseCacheSize)
 	applyGuardEnv(e, &cfg.Guard)
 	applyStorageEnv(e, &cfg.Storage)
 	applyLimitsEnv(e, &cfg.Limits)

@@ -1,6 +1,8 @@
 package edge
 
 import (
+	"strings"
+
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/routr-go/routr/internal/auth"
@@ -42,24 +44,29 @@ func (s *Server) authenticate(r *Request, k authKind, d *resources.Domain, agent
 // cred may be nil (nobody to authenticate as): the answer is then the same
 // as for a wrong password.
 func (s *Server) authenticateWith(r *Request, k authKind, realm string, cred *resources.Credentials) bool {
-	var answer sip.Header
-	for _, h := range r.GetHeaders(k.answerName) {
+	var (
+		got   auth.Credentials
+		found bool
+	)
+	for _, h := range r.Headers() {
+		if !strings.EqualFold(h.Name(), k.answerName) {
+			continue
+		}
 		c, err := auth.ParseCredentials(h.Value())
 		if err == nil && c.Realm == realm {
-			answer = h
+			got, found = c, true
 			break
 		}
 	}
-	if answer == nil {
+	if !found {
 		s.challenge(r, k, realm, false)
 		return false
 	}
-	got, _ := auth.ParseCredentials(answer.Value())
 	// A user under an authentication ban gets 403 whatever it answers,
 	// so a password guesser learns nothing more.
 	user := got.Username + "@" + realm
 	if s.guard.userBanned(user) {
-		s.metrics.authFailures.WithLabelValues(metricMethod(r.Method)).Inc()
+		s.metrics.authFailMethod.inc(r.Method)
 		s.reply(r, 403, "Forbidden")
 		return false
 	}
@@ -76,7 +83,7 @@ func (s *Server) authenticateWith(r *Request, k authKind, realm string, cred *re
 	case res == auth.OK && username != "" && got.Username == username:
 		return true
 	default:
-		s.metrics.authFailures.WithLabelValues(metricMethod(r.Method)).Inc()
+		s.metrics.authFailMethod.inc(r.Method)
 		s.guard.authFailed(r.Src.Addr(), user)
 		s.reply(r, 403, "Forbidden")
 		return false

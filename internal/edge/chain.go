@@ -32,7 +32,22 @@ func (r *Request) CallID() string {
 
 // Transport is the lower-case transport the request arrived on.
 func (r *Request) Transport() string {
-	return strings.ToLower(r.Request.Transport())
+	// sipgo names its transports in upper case: answer those without
+	// strings.ToLower's allocation.
+	switch t := r.Request.Transport(); t {
+	case "UDP", "udp":
+		return "udp"
+	case "TCP", "tcp":
+		return "tcp"
+	case "TLS", "tls":
+		return "tls"
+	case "WS", "ws":
+		return "ws"
+	case "WSS", "wss":
+		return "wss"
+	default:
+		return strings.ToLower(t)
+	}
 }
 
 // inDialog reports whether the request belongs to an established dialog
@@ -146,7 +161,7 @@ func (s *Server) validate(next Handler) Handler {
 			s.reply(r, 482, "Loop Detected")
 			return
 		}
-		if pr := r.GetHeader("Proxy-Require"); pr != nil {
+		if pr := firstHeader(r, "proxy-require"); pr != nil {
 			s.reply(r, 420, "Bad Extension", sip.NewHeader("Unsupported", pr.Value()))
 			return
 		}

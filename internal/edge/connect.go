@@ -16,7 +16,7 @@ func (s *Server) verifyConnect(r *Request, token string) (*connect.Claims, bool)
 	claims, err := s.opts.ConnectVerifier.Verify(token)
 	if err != nil || !claims.Allows(string(r.Method)) {
 		s.log.Debug("connect token refused", "method", r.Method, "error", err)
-		s.metrics.authFailures.WithLabelValues(metricMethod(r.Method)).Inc()
+		s.metrics.authFailMethod.inc(r.Method)
 		s.reply(r, 403, "Forbidden")
 		return nil, false
 	}

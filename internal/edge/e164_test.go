@@ -20,7 +20,7 @@ import (
 
 // startEdgeWith starts an edge on loopback serving set, with options
 // startEdge does not set given by opt.
-func startEdgeWith(t *testing.T, set *resources.Set, opt func(*Options)) *testEdge {
+func startEdgeWith(t testing.TB, set *resources.Set, opt func(*Options)) *testEdge {
 	t.Helper()
 	dg, err := auth.New(auth.Config{Algorithms: []string{"MD5"}})
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -86,6 +85,18 @@ type Options struct {
 	// Cluster lets instances sharing Location hand each other requests
 	// (see ClusterOptions); zero for a single instance.
 	Cluster ClusterOptions
+	// UDPSockets is how many sockets serve each UDP listener (SO_REUSEPORT
+	// on Linux); 0 means one per GOMAXPROCS.
+	UDPSockets int
+	// ResponseCache bounds the final responses kept to answer
+	// retransmissions; zero values take the defaults (see responseCache).
+	ResponseCache ResponseCacheLimits
+}
+
+// ResponseCacheLimits bound the final-response cache.
+type ResponseCacheLimits struct {
+	MaxEntries int
+	MaxBytes   int
 }
 
 // Server is a running SIP edge.
@@ -104,6 +115,8 @@ type Server struct {
 	guard   *guard
 	limits  *limits
 	drain   drainState
+	// respCache answers retransmitted non-INVITE requests over UDP.
+	respCache *responseCache
 	// turns counts calls balanced over each peer AOR and trunk
 	// (round-robin); see nextTurn.
 	turns sync.Map
@@ -200,6 +213,11 @@ func New(o Options) (*Server, error) {
 	}
 	g.trusted = (&trustedSources{holder: o.Resources}).contains
 	drop.guard.Store(g)
+	// Timer J: how long a UDP non-INVITE transaction answers retransmissions.
+	rc, err := newResponseCache(64*sip.T1, o.ResponseCache.MaxEntries, o.ResponseCache.MaxBytes, o.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("edge: register metrics: %w", err)
+	}
 	// Bindings over a connection that closed are not offered to routing.
 	o.Location = flowFilter{Store: o.Location, conns: conns, self: o.Cluster.Self, handOver: len(o.Cluster.Secret) > 0, up: o.Cluster.Alive}
 	s := &Server{
@@ -216,6 +234,8 @@ func New(o Options) (*Server, error) {
 		guard:   g,
 		limits:  lim,
 		ready:   make(chan struct{}),
+
+		respCache: rc,
 	}
 	s.chain = s.buildChain()
 	if err := s.initCluster(); err != nil {
@@ -238,15 +258,17 @@ func (s *Server) Run(ctx context.Context) error {
 		proto := strings.ToLower(l.Protocol)
 		switch proto {
 		case "udp":
-			pc, err := net.ListenPacket("udp", l.Addr)
+			pcs, err := listenUDP(l.Addr, s.opts.UDPSockets)
 			if err != nil {
 				closeAll(closers)
 				return fmt.Errorf("listen udp %s: %w", l.Addr, err)
 			}
-			setUDPBuffers(pc)
-			s.addBound(proto, pc.LocalAddr())
-			closers = append(closers, pc.Close)
-			serves = append(serves, func() error { return s.serveUDP(pc) })
+			s.addBound(proto, pcs[0].LocalAddr())
+			for _, pc := range pcs {
+				setUDPBuffers(pc)
+				closers = append(closers, pc.Close)
+				serves = append(serves, func() error { return s.serveUDP(pc) })
+			}
 		case "tcp", "tls", "ws", "wss":
 			ln, err := s.listenStream(proto, l)
 			if err != nil {
@@ -347,13 +369,16 @@ func setUDPBuffers(pc net.PacketConn) {
 // serve is the entry of every request sipgo hands to the edge.
 func (s *Server) serve(req *sip.Request, tx sip.ServerTransaction) {
 	r := newRequest(req, tx)
-	s.metrics.requests.WithLabelValues(metricMethod(req.Method)).Inc()
+	s.metrics.byMethod.inc(req.Method)
 	s.metrics.inflight.Inc()
 	defer s.metrics.inflight.Dec()
-	// The transaction stays until its timers end it (SIP_TRANSACTION_LINGER
-	// over UDP): a retransmitted request must get the same answer, not be
-	// processed again (a new 401 with a new nonce, or a late copy of a
-	// REGISTER re-applied after a newer one).
+	// A retransmitted request must get the same answer, not be processed
+	// again (a new 401 with a new nonce, or a late copy of a REGISTER
+	// re-applied after a newer one): non-INVITE over UDP from the response
+	// cache, INVITE from sipgo's transaction (SIP_TRANSACTION_LINGER).
+	if s.answerFromCache(r) {
+		return
+	}
 	s.chain.ServeSIP(r)
 }
 
@@ -368,11 +393,14 @@ func (s *Server) reply(r *Request, code int, reason string, hdrs ...sip.Header) 
 }
 
 func (s *Server) respond(r *Request, res *sip.Response) {
-	s.metrics.responses.WithLabelValues(strconv.Itoa(res.StatusCode)).Inc()
+	s.metrics.byCode.inc(res.StatusCode)
 	if r.Tx == nil {
 		if err := s.srv.WriteResponse(res); err != nil {
 			s.log.Debug("write response", "error", err, "status", res.StatusCode)
 		}
+		return
+	}
+	if s.sendFinalCached(r, res) {
 		return
 	}
 	if err := r.Tx.Respond(res); err != nil {
@@ -380,11 +408,13 @@ func (s *Server) respond(r *Request, res *sip.Response) {
 	}
 }
 
-// SetTransactionLinger sets how long finished transactions stay to absorb
-// retransmissions over UDP: RFC 3261 Timers D, J, L and M, 32 s by the
-// RFC. sipgo keeps these timers process-wide, so this must be called once,
-// before any Server runs. Kamailio holds finished transactions 5 s; at
-// thousands of calls per second the RFC's 32 s is most of the heap.
+// SetTransactionLinger sets how long finished INVITE transactions stay to
+// absorb retransmissions over UDP: RFC 3261 Timers D, L and M, 32 s by the
+// RFC (and Timer J, which applies only to the non-INVITE responses the
+// response cache cannot take, e.g. too large for UDP). sipgo keeps these
+// timers process-wide, so this must be called once, before any Server
+// runs. Kamailio holds finished transactions 5 s; at thousands of calls
+// per second the RFC's 32 s is most of the heap.
 func SetTransactionLinger(d time.Duration) {
 	if d <= 0 {
 		return

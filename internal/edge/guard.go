@@ -157,13 +157,34 @@ func (g *guard) scanner(ua string) bool {
 	if ua == "" || len(g.agents) == 0 {
 		return false
 	}
-	ua = strings.ToLower(ua)
 	for _, a := range g.agents {
-		if strings.Contains(ua, a) {
+		if containsFold(ua, a) {
 			return true
 		}
 	}
 	return false
+}
+
+// containsFold reports whether s contains the lower-case ASCII substr in
+// any case, without allocating a lower-case copy of s.
+func containsFold(s, substr string) bool {
+	n := len(substr)
+	if n == 0 {
+		return true
+	}
+	for i := 0; i+n <= len(s); i++ {
+		if lowerASCII(s[i]) == substr[0] && strings.EqualFold(s[i:i+n], substr) {
+			return true
+		}
+	}
+	return false
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // source returns the state of a, making room when the map is full.
@@ -208,14 +229,21 @@ func evict[K comparable, V any](m map[K]V, banned func(V) bool) {
 // admit reports whether r may go on down the chain.
 func (g *guard) admit(r *Request) bool {
 	var ua string
-	if h := r.GetHeader("User-Agent"); h != nil {
+	if h := firstHeader(r, "user-agent"); h != nil {
 		ua = h.Value()
 	}
 	a := r.Src.Addr()
+	// Scanner list, exemptions and trusted networks are read-only or
+	// atomic: most requests (trusted peers, loopback) pass without the
+	// lock every request would otherwise queue on.
+	isScanner := g.scanner(ua)
+	if !isScanner && g.exempt(a) {
+		return true
+	}
 	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.scanner(ua) {
+	if isScanner {
 		st := g.source(a, now)
 		if !st.scanLogged {
 			st.scanLogged = true
@@ -223,9 +251,6 @@ func (g *guard) admit(r *Request) bool {
 		}
 		g.dropped.WithLabelValues("scanner").Inc()
 		return false
-	}
-	if g.exempt(a) {
-		return true
 	}
 	st := g.source(a, now)
 	if now.Before(st.bannedUntil) {

@@ -21,6 +21,21 @@ type metrics struct {
 	authFailures  *prometheus.CounterVec
 	inflight      prometheus.Gauge
 	clientTx      prometheus.Gauge
+
+	// Resolved label values of the vectors above, for the hot path.
+	byMethod       *methodCounters
+	byCode         *codeCounters
+	relayedByCode  *codeCounters
+	authFailMethod *methodCounters
+	outcomes       map[string]prometheus.Counter
+}
+
+// registrationOutcome returns the counter of a registrar outcome.
+func (m *metrics) registrationOutcome(outcome string) prometheus.Counter {
+	if c, ok := m.outcomes[outcome]; ok {
+		return c
+	}
+	return m.registrations.WithLabelValues(outcome)
 }
 
 func newMetrics(reg prometheus.Registerer, loc location.Store, acks *ackGate) (*metrics, error) {
@@ -70,6 +85,14 @@ func newMetrics(reg prometheus.Registerer, loc location.Store, acks *ackGate) (*
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("edge: register metrics: %w", err)
 		}
+	}
+	m.byMethod = newMethodCounters(m.requests)
+	m.byCode = &codeCounters{vec: m.responses}
+	m.relayedByCode = &codeCounters{vec: m.relayed}
+	m.authFailMethod = newMethodCounters(m.authFailures)
+	m.outcomes = make(map[string]prometheus.Counter)
+	for _, o := range []string{"stored", "refreshed", "removed", "rejected"} {
+		m.outcomes[o] = m.registrations.WithLabelValues(o)
 	}
 	return m, nil
 }

@@ -61,7 +61,7 @@ func (s *Server) proxyInitial(r *Request) {
 		return
 	case !caller.Admits(r.Src.Addr()):
 		// Before any challenge: a source the ACL refuses learns nothing.
-		s.metrics.authFailures.WithLabelValues(metricMethod(r.Method)).Inc()
+		s.metrics.authFailMethod.inc(r.Method)
 		s.reply(r, 403, "Forbidden")
 		return
 	case caller.Kind == routing.CallerAgent:
@@ -153,7 +153,7 @@ func (s *Server) proxyInitial(r *Request) {
 // headerValue returns the value of the first header called name, "" when
 // there is none.
 func (r *Request) headerValue(name string) string {
-	if h := r.GetHeader(name); h != nil {
+	if h := firstHeader(r, name); h != nil {
 		return h.Value()
 	}
 	return ""
@@ -599,8 +599,11 @@ func (s *Server) relay(r *Request, res *sip.Response, owned bool) {
 	}
 	out.RemoveHeader("Via")
 	out.SetDestination(responseDest(r))
-	s.metrics.relayed.WithLabelValues(strconv.Itoa(out.StatusCode)).Inc()
+	s.metrics.relayedByCode.inc(out.StatusCode)
 	if r.Tx == nil {
+		return
+	}
+	if s.sendFinalCached(r, out) {
 		return
 	}
 	if err := r.Tx.Respond(out); err != nil {

@@ -19,7 +19,7 @@ import (
 // register is the registrar (RFC 3261 section 10.3): it authenticates the
 // agent of the To AOR and stores, refreshes or removes its bindings.
 func (s *Server) register(r *Request) {
-	if token := r.headerValue(connect.Header); token != "" && r.GetHeader("Authorization") == nil {
+	if token := r.headerValue(connect.Header); token != "" && firstHeader(r, "authorization") == nil {
 		s.registerConnect(r, token)
 		return
 	}
@@ -65,7 +65,7 @@ func (s *Server) storeBindings(r *Request, aor string, maxContacts int) {
 	ctx := context.Background()
 	now := time.Now()
 	headerExpires := -1
-	if h := r.GetHeader("Expires"); h != nil {
+	if h := firstHeader(r, "expires"); h != nil {
 		if v, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil && v >= 0 {
 			headerExpires = v
 		}
@@ -125,10 +125,10 @@ func (s *Server) storeBindings(r *Request, aor string, maxContacts int) {
 			RegisteredAt: now,
 			Instance:     s.opts.Cluster.Self,
 		}
-		if ua := r.GetHeader("User-Agent"); ua != nil {
+		if ua := firstHeader(r, "user-agent"); ua != nil {
 			b.UserAgent = ua.Value()
 		}
-		if sc := r.GetHeader(routing.HeaderSessionCount); sc != nil {
+		if sc := firstHeader(r, routing.HeaderSessionCount); sc != nil {
 			b.SessionCount, _ = strconv.Atoi(strings.TrimSpace(sc.Value()))
 		}
 		res, err := s.opts.Location.Put(ctx, b)
@@ -162,7 +162,7 @@ func (s *Server) storeBindings(r *Request, aor string, maxContacts int) {
 }
 
 func (s *Server) registrations(outcome string) {
-	s.metrics.registrations.WithLabelValues(outcome).Inc()
+	s.metrics.registrationOutcome(outcome).Inc()
 }
 
 func (s *Server) unregistered(aor string, at time.Time) {
@@ -200,6 +200,11 @@ func (s *Server) clampExpires(asked int) int {
 // port then replaces its own stale binding instead of being locked out.
 func (s *Server) enforceMaxContacts(ctx context.Context, aor, contact string, max int) error {
 	if max <= 0 {
+		return nil
+	}
+	// Count copies nothing: most REGISTERs refresh an AOR below its
+	// bound, and the reply looks the bindings up once more anyway.
+	if n, err := s.opts.Location.Count(ctx, aor); err == nil && n < max {
 		return nil
 	}
 	bs, err := s.opts.Location.Lookup(ctx, aor)
@@ -253,7 +258,10 @@ func (s *Server) replyBindings(r *Request, aor string) {
 // parseContacts returns the Contact values of a REGISTER, whether one of
 // them is "*", and a reason when they cannot be used.
 func parseContacts(r *Request) (cs []*sip.ContactHeader, wildcard bool, bad string) {
-	for _, h := range r.GetHeaders("Contact") {
+	for _, h := range r.Headers() {
+		if !strings.EqualFold(h.Name(), "Contact") {
+			continue
+		}
 		c, ok := h.(*sip.ContactHeader)
 		if !ok {
 			return nil, false, "Bad Request (Contact)"

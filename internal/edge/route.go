@@ -1,11 +1,11 @@
 package edge
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"hash/fnv"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -22,29 +22,61 @@ const branchMagic = "z9hG4bKrg"
 // the same hash, it is a loop; a spiral changes the Request-URI and so the
 // hash.
 func loopHash(req *sip.Request) string {
-	h := fnv.New64a()
-	h.Write([]byte(req.Recipient.String()))
+	// FNV-1a 64 inline, over the same bytes as hash/fnv would see, without
+	// the allocations of a hash.Hash and of each []byte conversion.
+	h := fnvHash(fnvOffset)
+	buf := respBufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	req.Recipient.StringWrite(buf)
+	h = h.bytes(buf.Bytes())
+	respBufPool.Put(buf)
 	if f := req.From(); f != nil {
 		t, _ := f.Params.Get("tag")
-		h.Write([]byte(t))
+		h = h.str(t)
 	}
-	h.Write([]byte{0})
+	h = h.byte(0)
 	if t := req.To(); t != nil {
 		tag, _ := t.Params.Get("tag")
-		h.Write([]byte(tag))
+		h = h.str(tag)
 	}
-	h.Write([]byte{0})
+	h = h.byte(0)
 	if c := req.CallID(); c != nil {
-		h.Write([]byte(c.Value()))
+		h = h.str(c.Value())
 	}
 	if c := req.CSeq(); c != nil {
-		h.Write([]byte(strconv.FormatUint(uint64(c.SeqNo), 10)))
+		var n [20]byte
+		h = h.bytes(strconv.AppendUint(n[:0], uint64(c.SeqNo), 10))
 	}
-	if p := req.GetHeader("Proxy-Require"); p != nil {
-		h.Write([]byte(p.Value()))
+	if p := firstHeader(req, "proxy-require"); p != nil {
+		h = h.str(p.Value())
 	}
-	var b [8]byte
-	return hex.EncodeToString(h.Sum(b[:0]))[:8]
+	// The first 4 bytes of the big-endian sum, in hex.
+	var out [8]byte
+	hex.Encode(out[:], []byte{byte(h >> 56), byte(h >> 48), byte(h >> 40), byte(h >> 32)})
+	return string(out[:])
+}
+
+type fnvHash uint64
+
+const (
+	fnvOffset fnvHash = 14695981039346656037
+	fnvPrime  fnvHash = 1099511628211
+)
+
+func (h fnvHash) byte(c byte) fnvHash { return (h ^ fnvHash(c)) * fnvPrime }
+
+func (h fnvHash) str(s string) fnvHash {
+	for i := 0; i < len(s); i++ {
+		h = (h ^ fnvHash(s[i])) * fnvPrime
+	}
+	return h
+}
+
+func (h fnvHash) bytes(b []byte) fnvHash {
+	for _, c := range b {
+		h = (h ^ fnvHash(c)) * fnvPrime
+	}
+	return h
 }
 
 // newBranch returns a Via branch for forwarding req.
@@ -55,7 +87,7 @@ func newBranch(req *sip.Request) string {
 // isLoop reports whether req already went through this edge unchanged.
 func (s *Server) isLoop(req *sip.Request) bool {
 	var hash string
-	for _, h := range req.GetHeaders("Via") {
+	for _, h := range req.Headers() {
 		v, ok := h.(*sip.ViaHeader)
 		if !ok {
 			continue

@@ -18,10 +18,8 @@ func malformed(r *Request) (int, string) {
 		// RFC 4475 badvers.
 		return 505, "Version Not Supported"
 	}
-	for _, name := range singleHeaders {
-		if len(r.GetHeaders(name)) > 1 {
-			return 400, "Bad Request (multiple " + name + ")"
-		}
+	if name := repeatedSingleHeader(r); name != "" {
+		return 400, "Bad Request (multiple " + name + ")"
 	}
 	switch strings.ToLower(r.Recipient.Scheme) {
 	case "sip", "sips", "tel":
@@ -35,6 +33,25 @@ func malformed(r *Request) (int, string) {
 		return 400, "Bad Request (Request-URI headers)"
 	}
 	return 0, ""
+}
+
+// repeatedSingleHeader returns the first of singleHeaders that r has
+// more than once, or "": one pass over the headers, without allocating.
+func repeatedSingleHeader(r *Request) string {
+	var seen [6]bool
+	for _, h := range r.Headers() {
+		name := h.Name()
+		for i, single := range singleHeaders {
+			if strings.EqualFold(name, single) {
+				if seen[i] {
+					return single
+				}
+				seen[i] = true
+				break
+			}
+		}
+	}
+	return ""
 }
 
 // replyMalformed answers like reply but always as SIP/2.0: a response in

@@ -19,6 +19,11 @@ import (
 const (
 	ladderRegister = "register"
 	ladderCalls    = "calls"
+	// ladderTrunk: calls from a trunk its ACL admits, which need no
+	// challenge, to a number routed to the callee agent.
+	ladderTrunk    = "trunk"
+	trunkHost      = "trunk.bench.local"
+	trunkNumber    = "+15550000001"
 	domain         = "sip.local"
 	sippBuffer     = "4194304" // sipp socket buffers; the kernel caps them at net.core.[rw]mem_max
 	goroutineSlack = 20        // goroutines above the ladder's start still counted as "back"
@@ -122,7 +127,7 @@ func newBench(ctx context.Context, o options, procs *procSet) (*bench, error) {
 		return nil, err
 	}
 
-	for _, s := range []string{"register.xml", "caller.xml", "callee.xml"} {
+	for _, s := range []string{"register.xml", "caller.xml", "callee.xml", "trunk.xml"} {
 		data, err := os.ReadFile(filepath.Join(b.root, "bench", "scenarios", s))
 		if err != nil {
 			return nil, err
@@ -194,6 +199,7 @@ func (b *bench) header(sippPath string) map[string]any {
 		"hold_ms":     b.o.hold.Milliseconds(),
 		"reg_rates":   b.o.regRates,
 		"call_rates":  b.o.callRates,
+		"trunk_rates": b.o.trunkRates,
 		"nats":        map[bool]string{true: "embedded", false: b.o.natsURL}[b.o.natsURL == ""],
 		"quick":       b.o.quick,
 		"work_dir":    b.workDir,
@@ -244,8 +250,10 @@ type stepResult struct {
 	DeadCallMsgs  int            `json:"dead_call_msgs,omitempty"`
 	OutOfCallMsgs int            `json:"out_of_call_msgs,omitempty"`
 
-	RTT    *rttStats `json:"rtt,omitempty"`     // REGISTER: first REGISTER to 200; calls: first INVITE to 200
-	ByeRTT *rttStats `json:"bye_rtt,omitempty"` // calls: BYE to 200
+	RTT *rttStats `json:"rtt,omitempty"` // REGISTER: first REGISTER to 200; calls: first INVITE to 200
+	// Probe: the edge's own answer time, µs (see probe.go).
+	Probe  *probeStats `json:"probe,omitempty"`
+	ByeRTT *rttStats   `json:"bye_rtt,omitempty"` // calls: BYE to 200
 
 	SippWall   float64 `json:"sipp_wall_s"`
 	EdgeCPU    float64 `json:"edge_cpu_s"`
@@ -278,11 +286,16 @@ type stepResult struct {
 }
 
 type summary struct {
-	Type            string             `json:"type"` // "summary"
-	Ladder          string             `json:"ladder"`
-	Events          string             `json:"events"`
-	Rep             int                `json:"rep"`
-	HighestClean    int                `json:"highest_clean_rate"`
+	Type         string `json:"type"` // "summary"
+	Ladder       string `json:"ladder"`
+	Events       string `json:"events"`
+	Rep          int    `json:"rep"`
+	HighestClean int    `json:"highest_clean_rate"`
+	// HalfRate is the highest step at or below half the highest clean
+	// rate, and HalfRateProbe the probe's answer times there: the
+	// latency the edge adds at half its maximum.
+	HalfRate        int                `json:"half_rate,omitempty"`
+	HalfRateProbe   *probeStats        `json:"half_rate_probe,omitempty"`
 	FirstFailed     int                `json:"first_failed_rate,omitempty"`
 	FailedWhy       []string           `json:"first_failed_why,omitempty"`
 	Steps           int                `json:"steps"`
@@ -351,8 +364,8 @@ func (b *bench) ladder(ctx context.Context, ladder string, eventsOn bool, rep in
 				return err
 			}
 		}
-		if ladder == ladderCalls {
-			if err := b.registerAgents(ctx, e, sum); err != nil {
+		if isCalls(ladder) {
+			if err := b.registerAgents(ctx, e, sum, ladder == ladderCalls); err != nil {
 				return err
 			}
 		}
@@ -369,10 +382,7 @@ func (b *bench) ladder(ctx context.Context, ladder string, eventsOn bool, rep in
 	}
 	sum.GoroutinesStart = int(e.metrics()["go_goroutines"])
 
-	rates := b.o.regRates
-	if ladder == ladderCalls {
-		rates = b.o.callRates
-	}
+	rates := b.ratesOf(ladder)
 	for i, rate := range rates {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -413,6 +423,12 @@ func (b *bench) ladder(ctx context.Context, ladder string, eventsOn bool, rep in
 			break
 		}
 		sum.HighestClean = rate
+		sum.HalfRate, sum.HalfRateProbe = 0, nil
+		for _, st := range sum.steps {
+			if st.Clean && st.TargetRate*2 <= rate && st.TargetRate > sum.HalfRate {
+				sum.HalfRate, sum.HalfRateProbe = st.TargetRate, st.Probe
+			}
+		}
 		if i+1 < len(rates) {
 			sleepCtx(ctx, b.o.pause)
 		}
@@ -456,7 +472,7 @@ func (b *bench) ladder(ctx context.Context, ladder string, eventsOn bool, rep in
 				for t := range last.EventsByType {
 					sum.FailedStepEventsAfterDrain[t] = ctr.stats(last.Tag, t, last.okIDs, last.Successful)
 				}
-				if ladder == ladderCalls {
+				if isCalls(ladder) {
 					sum.FailedStepCausesAfterDrain = ctr.causes(last.Tag)
 					sum.FailedStepUnended, sum.FailedStepUnendedSample = ctr.unended(last.Tag, 3)
 				}
@@ -489,7 +505,23 @@ func (b *bench) ladder(ctx context.Context, ladder string, eventsOn bool, rep in
 // registerAgents registers the callee from the UAS port (the edge sends
 // INVITEs where the REGISTER came from) and every caller from the caller
 // port, so that the call ladder runs between registered agents.
-func (b *bench) registerAgents(ctx context.Context, e *edge, sum *summary) error {
+// isCalls reports whether ladder is a call ladder (callee, call events).
+func isCalls(ladder string) bool { return ladder == ladderCalls || ladder == ladderTrunk }
+
+// ratesOf returns the rates of ladder.
+func (b *bench) ratesOf(ladder string) []int {
+	switch ladder {
+	case ladderCalls:
+		return b.o.callRates
+	case ladderTrunk:
+		return b.o.trunkRates
+	}
+	return b.o.regRates
+}
+
+// registerAgents registers the callee agent and, with callers, the
+// calling agents.
+func (b *bench) registerAgents(ctx context.Context, e *edge, sum *summary, callers bool) error {
 	setups := []struct {
 		name, inf string
 		port, n   int
@@ -497,6 +529,9 @@ func (b *bench) registerAgents(ctx context.Context, e *edge, sum *summary) error
 	}{
 		{"setup-callee", "callee.csv", b.uasPort, 1, true},
 		{"setup-callers", "callers.csv", b.uacPort, b.o.agents - 1, false},
+	}
+	if !callers {
+		setups = setups[:1]
 	}
 	for _, s := range setups {
 		var st sippStats
@@ -577,12 +612,17 @@ func (b *bench) step(ctx context.Context, e *edge, ctr *counter, ladder, mode st
 		uas = &sippRun{name: "callee", dir: dir, m: m}
 		uas.args = append([]string{"-sf", filepath.Join(b.scen, "callee.xml"), "-set", "user", "u000001",
 			"-p", strconv.Itoa(b.uasPort), "-m", strconv.Itoa(m), "-timeout", strconv.Itoa(timeout+5) + "s"}, common...)
-		uac.args = append([]string{"127.0.0.1:" + strconv.Itoa(b.sipPort), "-sf", filepath.Join(b.scen, "caller.xml"),
-			"-inf", filepath.Join(b.cfgDir, "callers.csv"), "-set", "domain", domain, "-set", "callee", "u000001",
+		from := []string{"-sf", filepath.Join(b.scen, "caller.xml"),
+			"-inf", filepath.Join(b.cfgDir, "callers.csv"), "-set", "domain", domain, "-set", "callee", "u000001"}
+		if ladder == ladderTrunk {
+			from = []string{"-sf", filepath.Join(b.scen, "trunk.xml"), "-set", "trunkhost", trunkHost, "-set", "number", trunkNumber}
+		}
+		uac.args = append(append([]string{"127.0.0.1:" + strconv.Itoa(b.sipPort)}, from...),
 			"-p", strconv.Itoa(b.uacPort), "-r", strconv.Itoa(rate), "-m", strconv.Itoa(m),
 			"-l", strconv.Itoa(max(50, rate*int(3+holdMS/1000))), "-d", strconv.FormatInt(holdMS, 10),
-			"-timeout", strconv.Itoa(timeout) + "s", "-cid_str", tag + "-%u-%p@%s", "-trace_rtt", "-rtt_freq", rttFreq,
-			"-trace_logs", "-log_file", filepath.Join(dir, "caller_ok.log")}, common...)
+			"-timeout", strconv.Itoa(timeout)+"s", "-cid_str", tag+"-%u-%p@%s", "-trace_rtt", "-rtt_freq", rttFreq,
+			"-trace_logs", "-log_file", filepath.Join(dir, "caller_ok.log"))
+		uac.args = append(uac.args, common...)
 		if err := b.startSipp(uas); err != nil {
 			return res, false, err
 		}
@@ -590,6 +630,20 @@ func (b *bench) step(ctx context.Context, e *edge, ctr *counter, ladder, mode st
 	}
 	if err := b.startSipp(uac); err != nil {
 		return res, false, err
+	}
+	probeStop := make(chan struct{})
+	probeDone := make(chan *probeStats, 1)
+	go func() {
+		st, err := probe(b.sipPort, probeStop)
+		if err != nil {
+			logf("latency probe: %v", err)
+		}
+		probeDone <- st
+	}()
+	if b.o.cpuProfile {
+		// The middle of the step: past sipp's start, before its tail.
+		secs := max(1, int(stepS)-2)
+		go e.cpuProfile(filepath.Join(b.outDir, fmt.Sprintf("cpu-%02d-%s-events-%s-%d.pprof", b.seq, ladder, mode, rate)), secs)
 	}
 	// sipp's sockets vanish with it: sample their drop counters meanwhile.
 	sippPorts := []int{b.regPort}
@@ -626,6 +680,8 @@ func (b *bench) step(ctx context.Context, e *edge, ctr *counter, ladder, mode st
 	}
 	close(stopSampling)
 	res.SippUDPDrops = <-sampled
+	close(probeStop)
+	res.Probe = <-probeDone
 	res.SippWall = round(uac.finished.Sub(uac.started).Seconds(), 2)
 
 	// Events: wait until the edge's queue is empty and nothing new arrives.
@@ -726,7 +782,7 @@ func (b *bench) step(ctx context.Context, e *edge, ctr *counter, ladder, mode st
 	if ctr != nil {
 		res.EventsByType = map[string]eventStats{}
 		types := []string{evRegistered}
-		if ladder == ladderCalls {
+		if isCalls(ladder) {
 			types = []string{evStarted, evAnswered, evEnded}
 		}
 		for _, t := range types {
@@ -742,7 +798,7 @@ func (b *bench) step(ctx context.Context, e *edge, ctr *counter, ladder, mode st
 		if o := ctr.otherTypes(tag, types...); len(o) > 0 {
 			res.OtherEvents = o
 		}
-		if ladder == ladderCalls {
+		if isCalls(ladder) {
 			res.EndedCauses = ctr.causes(tag)
 		}
 		if drops, disc := ctr.slowConsumerDrops(); drops > 0 || disc > 0 {
@@ -863,10 +919,7 @@ func (b *bench) ratios() {
 			}
 			return v
 		}
-		rates := b.o.regRates
-		if l == ladderCalls {
-			rates = b.o.callRates
-		}
+		rates := b.ratesOf(l)
 		for _, rate := range rates {
 			a, c := cpu(on, rate), cpu(off, rate)
 			if len(a) == 0 || len(c) == 0 {
@@ -897,8 +950,8 @@ func median(v []float64) float64 {
 // <out>/table.md.
 func (b *bench) printTable() {
 	var sb strings.Builder
-	sb.WriteString("| ladder | events | target/s | achieved/s | ok | failed | unfinished | retrans | p50 ms | p99 ms | edge CPU s | cores | µs/op | RSS MB | events lost/dup | load avg | clean |\n")
-	sb.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n")
+	sb.WriteString("| ladder | events | target/s | achieved/s | ok | failed | unfinished | retrans | p50 ms | p99 ms | probe p50/p99 µs | edge CPU s | cores | µs/op | RSS MB | events lost/dup | load avg | clean |\n")
+	sb.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n")
 	for _, label := range b.order {
 		s := b.summaries[label]
 		l, mode := s.Ladder, s.Events
@@ -920,13 +973,17 @@ func (b *bench) printTable() {
 				if r.RTT != nil {
 					p50, p99 = strconv.FormatFloat(r.RTT.P50, 'f', -1, 64), strconv.FormatFloat(r.RTT.P99, 'f', -1, 64)
 				}
+				pr := "-"
+				if r.Probe != nil && r.Probe.N > 0 {
+					pr = fmt.Sprintf("%.0f / %.0f", r.Probe.P50, r.Probe.P99)
+				}
 				clean := "yes"
 				if !r.Clean {
 					clean = "**no**: " + strings.Join(r.Why, "; ")
 				}
-				fmt.Fprintf(&sb, "| %s | %s | %d | %.0f | %d | %d | %d | %d | %s | %s | %.1f | %.2f | %.0f | %.0f | %s | %s | %s |\n",
+				fmt.Fprintf(&sb, "| %s | %s | %d | %.0f | %d | %d | %d | %d | %s | %s | %s | %.1f | %.2f | %.0f | %.0f | %s | %s | %s |\n",
 					l, mode, r.TargetRate, r.Achieved, r.Successful, r.Failed+r.UASFailed, r.Unfinished+r.UASUnfinished, r.Retrans,
-					p50, p99, r.EdgeCPU, r.EdgeUtil, r.CPUPerOp, r.RSSMB, ev, r.LoadEnd, clean)
+					p50, p99, pr, r.EdgeCPU, r.EdgeUtil, r.CPUPerOp, r.RSSMB, ev, r.LoadEnd, clean)
 			}
 		}
 	}

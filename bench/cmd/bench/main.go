@@ -32,6 +32,7 @@ type options struct {
 	stepDur    time.Duration
 	regRates   []int
 	callRates  []int
+	trunkRates []int
 	hold       time.Duration
 	pause      time.Duration
 	natsURL    string
@@ -46,6 +47,7 @@ type options struct {
 	repeat     int
 	traceMsgs  bool
 	soak       soakOptions
+	cpuProfile bool
 }
 
 func main() {
@@ -54,17 +56,18 @@ func main() {
 
 func run() int {
 	var o options
-	var regRates, callRates, modes, ladders string
+	var regRates, callRates, trunkRates, modes, ladders string
 	flag.BoolVar(&o.quick, "quick", false, "smoke test: 200 agents, 3 s steps, low rates")
 	flag.IntVar(&o.agents, "agents", 5000, "agents (with credentials) in the generated resources")
 	flag.DurationVar(&o.stepDur, "step", 10*time.Second, "duration of each step")
 	flag.StringVar(&regRates, "reg-rates", "2000,4000,6000,8000,10000,12000,15000", "REGISTER ladder, per second")
 	flag.StringVar(&callRates, "call-rates", "500,1000,2000,3000,4000,5000", "call ladder, new calls per second")
+	flag.StringVar(&trunkRates, "trunk-rates", "1000,2000,3000,4000,5000,6000,7500", "unchallenged calls ladder (from a trunk admitted by its ACL), new calls per second")
 	flag.DurationVar(&o.hold, "hold", time.Second, "call hold time (sipp -d)")
 	flag.DurationVar(&o.pause, "pause", 3*time.Second, "quiet time between steps")
 	flag.StringVar(&o.natsURL, "nats", "", "use this NATS server (e.g. nats://127.0.0.1:4222) instead of the embedded one")
 	flag.StringVar(&modes, "events", "on,off", "event modes to run, in order: on, off")
-	flag.StringVar(&ladders, "ladders", "register,calls", "ladders to run, in order: register, calls")
+	flag.StringVar(&ladders, "ladders", "register,calls,trunk", "ladders to run, in order: register, calls, trunk")
 	flag.StringVar(&o.outDir, "out", "", "directory for results and logs (default: a new temp dir, kept)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the sipp working files of every step (else only of unclean steps)")
 	flag.StringVar(&o.sippPath, "sipp", "", "sipp binary (default: sipp from PATH)")
@@ -76,6 +79,7 @@ func run() int {
 	flag.DurationVar(&o.soak.duration, "soak", 0, "soak instead of ladders: calls at -soak-rate for this long, events on, sampling routr (see soak.go), e.g. 10m")
 	flag.IntVar(&o.soak.rate, "soak-rate", 1500, "soak: new calls per second (half the measured maximum of 3,000/s)")
 	flag.DurationVar(&o.soak.every, "sample", 10*time.Second, "soak: sampling period of routr's RSS, goroutines and open files")
+	flag.BoolVar(&o.cpuProfile, "cpuprofile", false, "save a CPU profile of routr for the middle of every step (<out>/cpu-<step>.pprof), then its heap (heap-load-<step>.pprof)")
 	flag.Parse()
 
 	set := map[string]bool{}
@@ -92,6 +96,9 @@ func run() int {
 		}
 		if !set["call-rates"] {
 			callRates = "50,100"
+		}
+		if !set["trunk-rates"] {
+			trunkRates = "50,100"
 		}
 		if !set["hold"] {
 			o.hold = 200 * time.Millisecond
@@ -110,6 +117,9 @@ func run() int {
 	if o.callRates, err = parseRates(callRates); err != nil {
 		return fail("-call-rates: %v", err)
 	}
+	if o.trunkRates, err = parseRates(trunkRates); err != nil {
+		return fail("-trunk-rates: %v", err)
+	}
 	o.modes = splitList(modes)
 	o.ladders = splitList(ladders)
 	for _, m := range o.modes {
@@ -118,8 +128,8 @@ func run() int {
 		}
 	}
 	for _, l := range o.ladders {
-		if l != ladderRegister && l != ladderCalls {
-			return fail("-ladders: %q is not register or calls", l)
+		if l != ladderRegister && l != ladderCalls && l != ladderTrunk {
+			return fail("-ladders: %q is not register, calls or trunk", l)
 		}
 	}
 	if o.repeat < 1 {
