@@ -10,10 +10,11 @@ import (
 	"github.com/routr-go/routr/internal/resources"
 )
 
-// TestTransactionLimit: with the limit reached (finished UDP transactions
-// linger to absorb retransmissions), a new request is answered 503 with
-// Retry-After and not processed, while an in-dialog BYE still goes
-// through so that calls can end.
+// TestTransactionLimit: with the limit reached (INVITE transactions
+// answered with a final response wait for their ACK; non-INVITE ones end
+// with their answer, which the response cache keeps), a new request is
+// answered 503 with Retry-After and not processed, while an in-dialog BYE
+// still goes through so that calls can end.
 func TestTransactionLimit(t *testing.T) {
 	te := startEdgeWith(t, loadExample(t), func(o *Options) {
 		o.Limits = Limits{MaxTransactions: 2, RetryAfter: 7 * time.Second}
@@ -42,9 +43,16 @@ func TestTransactionLimit(t *testing.T) {
 			}
 		}
 	}
-	for _, b := range []string{"one", "two"} {
+	// Answered OPTIONS end at once: they do not count against the limit.
+	for _, b := range []string{"o1", "o2", "o3"} {
 		if r := send("OPTIONS", b, ""); !strings.HasPrefix(r, "SIP/2.0 200 ") {
 			t.Fatalf("OPTIONS %s under the limit: %.40q", b, r)
+		}
+	}
+	// Two unauthenticated INVITEs are challenged and, never ACKed, stay.
+	for _, b := range []string{"one", "two"} {
+		if r := send("INVITE", b, ""); strings.HasPrefix(r, "SIP/2.0 503 ") {
+			t.Fatalf("INVITE %s under the limit: %.40q", b, r)
 		}
 	}
 	r := send("OPTIONS", "three", "")
@@ -58,8 +66,8 @@ func TestTransactionLimit(t *testing.T) {
 	if r := send("BYE", "four", ";tag=x"); strings.HasPrefix(r, "SIP/2.0 503 ") {
 		t.Fatalf("in-dialog BYE over the limit: %.40q", r)
 	}
-	if got := te.srv.limits.alive.Load(); got != 3 {
-		t.Errorf("%d transactions alive, want 3 (two OPTIONS and the BYE lingering)", got)
+	if got := te.srv.limits.alive.Load(); got != 2 {
+		t.Errorf("%d transactions alive, want 2 (the two INVITEs awaiting their ACK)", got)
 	}
 }
 
