@@ -16,17 +16,17 @@ import (
 // all taken a new request gets 503 with the configured Retry-After. The
 // metrics count each.
 func TestLimitsFromEnvironment(t *testing.T) {
-	// A long linger keeps the two OPTIONS counted however slow the machine.
 	e := startEdge(t, "SIP_MAX_MESSAGE_SIZE=1000", "SIP_MAX_TRANSACTIONS=2", "SIP_OVERLOAD_RETRY_AFTER=9", "SIP_TRANSACTION_LINGER=60s")
 	c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", e.sipPort))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	options := func(branch, extra, sp string) string {
-		return fmt.Sprintf("OPTIONS%ssip:sip.local SIP/2.0\r\nVia: SIP/2.0/UDP %s;rport;branch=z9hG4bK%s\r\nFrom: <sip:probe@sip.local>;tag=1\r\nTo: <sip:sip.local>\r\nCall-ID: %s\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n%sContent-Length: 0\r\n\r\n",
-			sp, c.LocalAddr(), branch, branch, extra)
+	request := func(method, branch, extra, sp string) string {
+		return fmt.Sprintf("%s%ssip:sip.local SIP/2.0\r\nVia: SIP/2.0/UDP %s;rport;branch=z9hG4bK%s\r\nFrom: <sip:probe@sip.local>;tag=1\r\nTo: <sip:sip.local>\r\nCall-ID: %s\r\nCSeq: 1 %s\r\nMax-Forwards: 70\r\n%sContent-Length: 0\r\n\r\n",
+			method, sp, c.LocalAddr(), branch, branch, method, extra)
 	}
+	options := func(branch, extra, sp string) string { return request("OPTIONS", branch, extra, sp) }
 	exchange := func(msg string) string {
 		t.Helper()
 		if _, err := io.WriteString(c, msg); err != nil {
@@ -52,11 +52,18 @@ func TestLimitsFromEnvironment(t *testing.T) {
 	if got := status(exchange(options("bad", "", "  "))); got != "SIP/2.0 400 Bad Request (malformed Request-Line)" {
 		t.Errorf("unparsable: %q", got)
 	}
-	// Two OPTIONS take the two transactions (they linger to absorb
-	// retransmissions); the third is refused.
-	for _, b := range []string{"one", "two"} {
+	// Answered OPTIONS end at once (the response cache answers their
+	// retransmissions), so they take no transaction for long.
+	for _, b := range []string{"o1", "o2", "o3"} {
 		if got := status(exchange(options(b, "", " "))); got != "SIP/2.0 200 OK" {
 			t.Fatalf("OPTIONS %s: %q", b, got)
+		}
+	}
+	// Two INVITEs, challenged and never ACKed, take the two transactions
+	// until Timer H; the next request is refused.
+	for _, b := range []string{"one", "two"} {
+		if got := status(exchange(request("INVITE", b, "", " "))); strings.HasPrefix(got, "SIP/2.0 503") {
+			t.Fatalf("INVITE %s under the limit: %q", b, got)
 		}
 	}
 	res := exchange(options("three", "", " "))
