@@ -312,18 +312,18 @@ func waitCallEvents(t *testing.T, nc *nats.Conn, ids []string) (map[string][]str
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		_, ended := callEvents(t, nc)
-		missing := 0
+		var missing []string
 		for _, id := range ids {
 			if ended[id] == nil {
-				missing++
+				missing = append(missing, id)
 			}
 		}
-		if missing == 0 {
+		if len(missing) == 0 {
 			time.Sleep(500 * time.Millisecond) // a duplicate would arrive now
 			return callEvents(t, nc)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d calls without call.ended", missing, len(ids))
+			t.Fatalf("%d of %d calls without call.ended: %v", len(missing), len(ids), missing)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
