@@ -309,6 +309,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.client.Close()
 	s.ua.Close()
+	s.finishHandlers() // shutdown.go
 	return first
 }
 

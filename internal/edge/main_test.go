@@ -22,14 +22,5 @@ func TestMain(m *testing.M) {
 	net.DefaultResolver.Dial = func(context.Context, string, string) (net.Conn, error) {
 		return nil, errors.New("no DNS in tests")
 	}
-	goleak.VerifyTestMain(m,
-		// Known leak at shutdown, left to the drain work: a UDP request
-		// read just before its listener closes is handled by sipgo in the
-		// background; by then the listener is gone from sipgo's pool, so
-		// sipgo opens a new UDP socket to answer, after the edge closed
-		// its user agent, and that socket's reader never ends
-		// (TestGuardFloodSparesOtherSources hits it under load). Found
-		// with GODEBUG=tracebackancestors.
-		goleak.IgnoreAnyFunction("github.com/emiago/sipgo/sip.(*TransportUDP).readUDPConnection"),
-	)
+	goleak.VerifyTestMain(m)
 }
