@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync/atomic"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -17,9 +18,13 @@ import (
 // hosts under example.com), and those queries would otherwise leave the
 // machine and, waiting on the network, outlive their test. Host names in
 // /etc/hosts (localhost) still resolve.
+// dnsQueries counts the DNS queries tests tried to send.
+var dnsQueries atomic.Int64
+
 func TestMain(m *testing.M) {
 	net.DefaultResolver.PreferGo = true
 	net.DefaultResolver.Dial = func(context.Context, string, string) (net.Conn, error) {
+		dnsQueries.Add(1)
 		return nil, errors.New("no DNS in tests")
 	}
 	goleak.VerifyTestMain(m)

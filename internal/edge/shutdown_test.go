@@ -32,14 +32,17 @@ func TestStopWhileUDPRequestsArrive(t *testing.T) {
 	goleak.VerifyNone(t, ignore)
 }
 
-func stopUnderUDPLoad(t *testing.T, set *resources.Set, round int) {
+// startStoppable starts an edge on loopback UDP and TCP; stop returns
+// once Run has.
+func startStoppable(t *testing.T, set *resources.Set) (srv *Server, stop func()) {
+	t.Helper()
 	dg, err := auth.New(auth.Config{Algorithms: []string{"MD5"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	loc := location.NewMemory(location.MemoryOptions{MaxBindings: 100})
-	srv, err := New(Options{
-		Listeners:  []Listener{{Protocol: "udp", Addr: "127.0.0.1:0"}},
+	srv, err = New(Options{
+		Listeners:  []Listener{{Protocol: "udp", Addr: "127.0.0.1:0"}, {Protocol: "tcp", Addr: "127.0.0.1:0"}},
 		UDPSockets: 1,
 		Resources:  resources.NewHolder(set),
 		Auth:       dg,
@@ -57,7 +60,21 @@ func stopUnderUDPLoad(t *testing.T, set *resources.Set, round int) {
 	go func() { done <- srv.Run(ctx) }()
 	go loc.Run(ctx)
 	<-srv.Ready()
+	return srv, func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("edge did not stop")
+		}
+	}
+}
 
+func stopUnderUDPLoad(t *testing.T, set *resources.Set, round int) {
+	srv, stop := startStoppable(t, set)
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -87,15 +104,63 @@ func stopUnderUDPLoad(t *testing.T, set *resources.Set, round int) {
 	})
 	// Stop the edge in the middle of the stream.
 	<-sent
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("edge did not stop")
-	}
+	stop()
 	close(stopBlast)
 	wg.Wait()
+}
+
+// TestNoDNSForResponses checks that a request's Via never makes the edge
+// look a name up (RFC 3261 18.2.2, RFC 3581: responses go to the address
+// the request came from). A TCP peer that sends a request and resets the
+// connection at once leaves sipgo without the connection to answer on;
+// sipgo then resolved the Via's host, or its received parameter, and
+// dialled it: a lookup and a connection chosen by whoever sent the request.
+func TestNoDNSForResponses(t *testing.T) {
+	srv, stop := startStoppable(t, loadExample(t))
+	before := dnsQueries.Load()
+	for i := range 40 {
+		c, err := net.Dial("tcp", srv.Addr("tcp").String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		via := "probe.example.com:5060"
+		if i%2 == 1 {
+			via = "127.0.0.1:5060;received=probe.example.com"
+		}
+		fmt.Fprintf(c, "OPTIONS sip:sip.local SIP/2.0\r\n"+
+			"Via: SIP/2.0/TCP %s;branch=z9hG4bK-dns-%d\r\n"+
+			"Max-Forwards: 70\r\nFrom: <sip:1001@sip.local>;tag=f%d\r\nTo: <sip:sip.local>\r\n"+
+			"Call-ID: dns-%d\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", via, i, i, i)
+		_ = c.(*net.TCPConn).SetLinger(0)
+		_ = c.Close()
+	}
+	// Run returns once every request sipgo read has been handled.
+	stop()
+	if n := dnsQueries.Load() - before; n != 0 {
+		t.Fatalf("the edge sent %d DNS queries for names in Via headers", n)
+	}
+}
+
+// TestSIPResolverLooksUpOnlyForTheEdge checks the resolver sipgo is given:
+// a lookup for a request the edge sends goes out (here to the tests'
+// refusing DNS dialler), any other fails without a query.
+func TestSIPResolverLooksUpOnlyForTheEdge(t *testing.T) {
+	r := sipResolver()
+	before := dnsQueries.Load()
+	if _, err := r.LookupIPAddr(context.Background(), "probe.example.com"); err == nil {
+		t.Fatal("unmarked lookup succeeded")
+	}
+	if n := dnsQueries.Load() - before; n != 0 {
+		t.Fatalf("unmarked lookup sent %d queries", n)
+	}
+	if _, err := r.LookupIPAddr(withDNS(context.Background()), "probe.example.com"); err == nil {
+		t.Fatal("lookup succeeded with DNS off in tests")
+	}
+	if dnsQueries.Load() == before {
+		t.Fatal("the edge's own lookup sent no query")
+	}
+	// /etc/hosts needs no query either way.
+	if _, err := r.LookupIPAddr(context.Background(), "localhost"); err != nil {
+		t.Fatalf("localhost: %v", err)
+	}
 }
