@@ -13,14 +13,12 @@ import (
 // TestMain fails the package's tests if any goroutine outlives them: every
 // edge, phone and connection a test starts must be gone when it ends.
 //
-// Tests talk to loopback only, so DNS is switched off: sipgo resolves the
-// host names in Vias before answering over UDP (the RFC 4475 messages name
-// hosts under example.com), and those queries would otherwise leave the
-// machine and, waiting on the network, outlive their test. Host names in
-// /etc/hosts (localhost) still resolve.
-// dnsQueries counts the DNS queries tests tried to send.
-var dnsQueries atomic.Int64
-
+// Tests talk to loopback only, so DNS is switched off: a lookup the edge
+// makes for a request it sends (a destination named by host name) would
+// otherwise leave the machine and, waiting on the network, outlive its
+// test. Host names in /etc/hosts (localhost) still resolve. dnsQueries
+// counts the queries tried, for the tests that check when the edge may
+// look a name up (dnsgate_test.go).
 func TestMain(m *testing.M) {
 	net.DefaultResolver.PreferGo = true
 	net.DefaultResolver.Dial = func(context.Context, string, string) (net.Conn, error) {
@@ -29,3 +27,6 @@ func TestMain(m *testing.M) {
 	}
 	goleak.VerifyTestMain(m)
 }
+
+// dnsQueries counts the DNS queries tests tried to send.
+var dnsQueries atomic.Int64
