@@ -31,6 +31,10 @@ var sipgoHandlerFrames = [][]byte{
 // store) is not waited for.
 const handlerWait = 5 * time.Second
 
+// maxStackDump bounds the memory the goroutine dump may take; past it
+// (hundreds of thousands of goroutines still alive) closing does not wait.
+const maxStackDump = 64 << 20
+
 // finishHandlers waits, at most handlerWait, for sipgo's message
 // goroutines to return, then closes whatever sockets they opened after
 // the user agent closed. It runs after the listeners and the user agent
@@ -45,6 +49,10 @@ func (s *Server) finishHandlers() {
 	for {
 		n := runtime.Stack(buf, true)
 		if n == len(buf) {
+			if len(buf) >= maxStackDump {
+				s.log.Warn("closing: too many goroutines to wait for sipgo's message handlers")
+				break
+			}
 			buf = make([]byte, 2*len(buf))
 			continue
 		}
