@@ -171,6 +171,7 @@ func New(o Options) (*Server, error) {
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(o.UserAgent),
 		sipgo.WithUserAgentParser(lim.parser()),
+		sipgo.WithUserAgentDNSResolver(sipResolver()), // dnsgate.go
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerLogger(sipLog),
 			// sipgo keeps one read filter, copied into the transports
@@ -309,6 +310,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.client.Close()
 	s.ua.Close()
+	s.finishHandlers() // shutdown.go
 	return first
 }
 

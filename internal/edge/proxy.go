@@ -674,7 +674,7 @@ func (s *Server) hangUp(b *branch, res *sip.Response) {
 		q.SetDestination(inv.Destination())
 		return q
 	}
-	if err := s.client.WriteRequest(mk(sip.ACK, inv.CSeq().SeqNo), asIs); err != nil {
+	if err := s.writeRequest(mk(sip.ACK, inv.CSeq().SeqNo)); err != nil {
 		s.log.Debug("ack after cancel", "error", err)
 	}
 	s.fireAndForget(mk(sip.BYE, inv.CSeq().SeqNo+1))
@@ -683,7 +683,7 @@ func (s *Server) hangUp(b *branch, res *sip.Response) {
 // fireAndForget sends a request whose answer does not matter to anyone,
 // draining its transaction so sipgo never blocks on it.
 func (s *Server) fireAndForget(req *sip.Request) {
-	tx, err := s.client.TransactionRequest(context.Background(), req, asIs)
+	tx, err := s.client.TransactionRequest(withDNS(context.Background()), req, asIs)
 	if err != nil {
 		s.log.Debug("send", "method", req.Method, "error", err)
 		return
@@ -744,7 +744,7 @@ func (s *Server) forwardOne(r *Request, b *branch, final func(code int)) {
 	if final == nil {
 		final = func(int) {}
 	}
-	tx, err := s.client.TransactionRequest(context.Background(), b.req, asIs)
+	tx, err := s.client.TransactionRequest(withDNS(context.Background()), b.req, asIs)
 	if err != nil {
 		final(503)
 		s.reply(r, 503, "Service Unavailable")
@@ -818,7 +818,7 @@ func (s *Server) forwardAck(r *Request) {
 	if err != nil {
 		return
 	}
-	if err := s.client.WriteRequest(b.req, asIs); err != nil {
+	if err := s.writeRequest(b.req); err != nil {
 		s.log.Debug("forward ack", "call_id", r.CallID(), "error", err)
 	}
 	s.acks.acked(r.CallID())

@@ -207,7 +207,7 @@ func (s *Server) registerTrunk(ctx context.Context, t *resources.Trunk, st trunk
 
 // registerOnce sends a REGISTER and waits for its final response.
 func (s *Server) registerOnce(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	ctx, cancel := context.WithTimeout(ctx, registryWait)
+	ctx, cancel := context.WithTimeout(withDNS(ctx), registryWait)
 	defer cancel()
 	tx, err := s.client.TransactionRequest(ctx, req, asIs)
 	if err != nil && req.Laddr.Port != 0 {

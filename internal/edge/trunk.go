@@ -63,10 +63,10 @@ func (h *hopper) next() *branch {
 // but not serving yet), it leaves from a socket of sipgo's choosing
 // rather than not at all.
 func (s *Server) clientRequest(req *sip.Request) (sip.ClientTransaction, error) {
-	tx, err := s.client.TransactionRequest(context.Background(), req, asIs)
+	tx, err := s.client.TransactionRequest(withDNS(context.Background()), req, asIs)
 	if err != nil && req.Laddr.Port != 0 {
 		req.Laddr = sip.Addr{}
-		tx, err = s.client.TransactionRequest(context.Background(), req, asIs)
+		tx, err = s.client.TransactionRequest(withDNS(context.Background()), req, asIs)
 	}
 	return tx, err
 }
