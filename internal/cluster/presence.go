@@ -87,7 +87,7 @@ func NewPresence(ctx context.Context, o PresenceOptions) (*Presence, error) {
 	if _, err := kv.Put(ctx, instanceKey(o.Self), []byte(o.Self)); err != nil {
 		return nil, fmt.Errorf("cluster: announce %s: %w", o.Self, err)
 	}
-	w, err := kv.WatchAll(ctx)
+	w, err := kvwatch.Open(ctx, func(ctx context.Context) (jetstream.KeyWatcher, error) { return kv.WatchAll(ctx) })
 	if err != nil {
 		return nil, fmt.Errorf("cluster: watch instances: %w", err)
 	}
