@@ -464,3 +464,43 @@ func TestClusterSurvivesLosses(t *testing.T) {
 		t.Errorf("orphaned call ended with %v, want ALLOTTED_TIMEOUT", got)
 	}
 }
+
+// TestClusterDrainWithdraws sends SIGTERM to an edge that has a call up:
+// while it drains (the call holds it), the other edge already counts it
+// gone, since a draining edge withdraws its presence when the drain
+// starts rather than when SIP stops: the others stop handing it requests
+// it would refuse.
+func TestClusterDrainWithdraws(t *testing.T) {
+	srv := natstest.Single(t)
+	edges := newClusterEdges(t, 2, srv.URL(), 0)
+	edges[0].env = append(edges[0].env, "DRAIN_TIMEOUT=90s")
+	edges[0].stop(t)
+	edges[0].start(t)
+	edges[1].waitMetric(t, "routr_cluster_instances_up", 2)
+
+	callee := phoneAt(t, "udp", "1002", edges[1])
+	if res, err := callee.Register(600, ""); err != nil || res.StatusCode != 200 {
+		t.Fatalf("REGISTER: %v %v", res, err)
+	}
+	waitBindings(t, edges, 1)
+	caller := phoneAt(t, "udp", "1001", edges[0])
+	c := siptest.Dial(t, caller, callee, "1002", "drain-withdraw")
+	ok := c.Answer()
+
+	_ = edges[0].cmd.Process.Signal(syscall.SIGTERM)
+	// Without the withdrawal edge0 goes on beating while it drains, and
+	// edge1 counts it up until the drain is over (90 s here).
+	edges[1].waitMetric(t, "routr_cluster_instances_up", 1)
+	if edges[0].exited() {
+		t.Fatalf("edge0 stopped before the call ended; log:\n%s", edges[0].log)
+	}
+	c.Hangup(ok, true) // the dialog still crosses the draining edge
+	select {
+	case <-edges[0].done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("edge0 did not finish draining once its call ended")
+	}
+	if edges[0].err != nil {
+		t.Errorf("edge0 exited with %v", edges[0].err)
+	}
+}
