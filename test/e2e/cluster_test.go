@@ -195,6 +195,28 @@ func waitBindings(t *testing.T, edges []*clusterEdge, n float64) {
 	}
 }
 
+// logBacklog logs what the edge still holds of the events (ledger queue,
+// events queue, ledger outcomes): when a call's events are missing after
+// the edge is killed, this tells whether they were still in it.
+func (e *clusterEdge) logBacklog(t *testing.T) {
+	t.Helper()
+	res, err := http.Get("http://" + e.httpAddr + "/metrics")
+	if err != nil {
+		t.Logf("%s metrics: %v", e.name, err)
+		return
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	var lines []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "routr_cluster_ledger_") || strings.HasPrefix(line, "routr_events_queued") ||
+			strings.HasPrefix(line, "routr_events_published_total") || strings.HasPrefix(line, "routr_calls_active") {
+			lines = append(lines, line)
+		}
+	}
+	t.Logf("%s before it is killed: %s", e.name, strings.Join(lines, "; "))
+}
+
 // kill ends the edge at once, as a crash would.
 func (e *clusterEdge) kill() {
 	_ = e.cmd.Process.Kill()
@@ -410,6 +432,7 @@ func TestClusterSurvivesLosses(t *testing.T) {
 	}
 
 	run("all", edges...)
+	edges[0].logBacklog(t)
 	edges[0].kill() // holds the registration
 	calleeEdgeUp = false
 	// Until the others miss its heartbeats (three seconds), they would
@@ -437,6 +460,7 @@ func TestClusterSurvivesLosses(t *testing.T) {
 	c := siptest.Dial(t, caller(edges[1]), callee, "1002", orphan)
 	c.Answer()
 	time.Sleep(time.Second) // call.started and call.answered leave edge1
+	edges[1].logBacklog(t)
 	edges[1].kill()
 	run("edge1-killed", edges[2])
 
