@@ -75,6 +75,7 @@ spec:
 			fmt.Sprintf("MAX_CALL_DURATION=%ds", int(maxCall/time.Second)),
 			"HTTP_ADDR="+e.httpAddr,
 			"ENABLE_HEALTHCHECKS=true",
+			"ENABLE_PPROF=true", // logBacklog reads the goroutines
 			"LOG_LEVEL=warn",
 		)
 		if os.Getenv("E2E_CLUSTER_DEBUG") != "" {
@@ -215,6 +216,20 @@ func (e *clusterEdge) logBacklog(t *testing.T) {
 		}
 	}
 	t.Logf("%s before it is killed: %s", e.name, strings.Join(lines, "; "))
+	if v, ok := e.metric("routr_cluster_ledger_queue_length"); ok && v > 0 {
+		// Where the ledger's workers wait (ENABLE_PPROF is on).
+		res, err := http.Get("http://" + e.httpAddr + "/debug/pprof/goroutine?debug=2")
+		if err != nil {
+			return
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		for _, g := range strings.Split(string(b), "\n\n") {
+			if strings.Contains(g, "cluster.(*Ledger)") {
+				t.Logf("%s ledger goroutine:\n%s", e.name, g)
+			}
+		}
+	}
 }
 
 // kill ends the edge at once, as a crash would.
