@@ -8,6 +8,10 @@
 # or calls per second. All traffic stays on 127.0.0.1. Usage:
 #   [MODE=calls] bench/cluster/run.sh [RATE] [SECONDS]      (defaults 2000, 15)
 set -euo pipefail
+# sipp's own -timeout does not end it while calls wait for a response that
+# never comes (seen: a caller waiting for the 200 of a BYE), so every sipp
+# runs under timeout(1) too; SIGINT makes it print its statistics.
+sippt() { local limit=$1; shift; timeout -s INT -k 5 "$limit" sipp "$@"; }
 RATE=${1:-2000}
 SECS=${2:-15}
 AGENTS=4000
@@ -61,14 +65,14 @@ Y
 }
 
 drive() { # sipport rate localport -> writes successful count
-  sipp -sf "$ROOT/bench/scenarios/register.xml" -inf "$WORK/users.csv" -set domain sip.local -set expires 3600 \
+  sippt $(( SECS + 25 )) -sf "$ROOT/bench/scenarios/register.xml" -inf "$WORK/users.csv" -set domain sip.local -set expires 3600 \
     -i 127.0.0.1 -p "$3" -r "$2" -m $(( $2 * SECS )) -l $(( $2 * 4 )) -nostdin -timeout $(( SECS + 20 ))s \
     -trace_stat -stf "$WORK/stat-$3.csv" "127.0.0.1:$1" >"$WORK/sipp-$3.log" 2>&1 || true
   grep -o 'Successful call.*' "$WORK/sipp-$3.log" | tail -1 | awk -F'|' '{gsub(/ /,"",$3); print $3}'
 }
 
 call_drive() { # sipport rate localport -> writes successful count
-  sipp -sf "$ROOT/bench/scenarios/caller.xml" -inf "$WORK/users.csv" -set domain sip.local -set callee u000000 \
+  sippt $(( SECS + 45 )) -sf "$ROOT/bench/scenarios/caller.xml" -inf "$WORK/users.csv" -set domain sip.local -set callee u000000 \
     -i 127.0.0.1 -p "$3" -r "$2" -m $(( $2 * SECS )) -l $(( $2 * 4 )) -d 0 -nostdin -timeout $(( SECS + 40 ))s \
     "127.0.0.1:$1" >"$WORK/sipp-$3.log" 2>&1 || true
   grep -o 'Successful call.*' "$WORK/sipp-$3.log" | tail -1 | awk -F'|' '{gsub(/ /,"",$3); print $3}'
@@ -77,9 +81,9 @@ call_drive() { # sipport rate localport -> writes successful count
 # callee registers u000000 through the edge at sipport from port 19200 and
 # answers every call there.
 callee() { # sipport ncalls
-  sipp -sf "$ROOT/bench/scenarios/register.xml" -inf "$WORK/users.csv" -set domain sip.local -set expires 3600 \
+  sippt 15 -sf "$ROOT/bench/scenarios/register.xml" -inf "$WORK/users.csv" -set domain sip.local -set expires 3600 \
     -i 127.0.0.1 -p 19200 -m 1 -nostdin -timeout 10s "127.0.0.1:$1" >"$WORK/callee-reg.log" 2>&1
-  sipp -sf "$ROOT/bench/scenarios/callee.xml" -set user u000000 -i 127.0.0.1 -p 19200 -m "$2" -nostdin \
+  timeout -s INT -k 5 $(( SECS + 65 )) sipp -sf "$ROOT/bench/scenarios/callee.xml" -set user u000000 -i 127.0.0.1 -p 19200 -m "$2" -nostdin \
     -timeout $(( SECS + 60 ))s >"$WORK/callee.log" 2>&1 &
   CALLEE=$!
   sleep 0.5

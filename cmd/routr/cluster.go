@@ -204,6 +204,15 @@ func (c *cluster) onUnknownEnd() func(callID, cause string, code int, h []events
 	return c.ledger.EndUnknown
 }
 
+// withdraw returns what tells the other instances that this one drains;
+// nil for a lone instance.
+func (c *cluster) withdraw() func() {
+	if c.peers == nil {
+		return nil
+	}
+	return c.peers.Withdraw
+}
+
 // Run runs the shared parts until ctx ends.
 func (c *cluster) Run(ctx context.Context) {
 	var wg sync.WaitGroup

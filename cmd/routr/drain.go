@@ -19,6 +19,10 @@ type drainer struct {
 	// notReady makes /healthz fail, so that a load balancer sends new
 	// traffic elsewhere.
 	notReady func()
+	// withdraw, if set, tells the other instances of a cluster at once
+	// that this one is going (cluster.Presence.Withdraw), so that they
+	// stop handing it requests it would refuse.
+	withdraw func()
 	timeout  time.Duration
 	log      *slog.Logger
 }
@@ -45,6 +49,9 @@ func (d drainer) run(sig, run context.Context, stop func()) {
 	start := time.Now()
 	d.notReady()
 	d.sip.Drain(d.timeout)
+	if d.withdraw != nil {
+		d.withdraw()
+	}
 	req, acks := d.sip.Busy()
 	d.log.Info("draining", "timeout", d.timeout.String(), "requests", req, "awaiting_ack", acks, "calls", d.tracker.Active())
 	deadline := time.NewTimer(d.timeout)

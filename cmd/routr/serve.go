@@ -153,7 +153,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	// SIGTERM (ctx) starts a drain; runCtx ends SIP once it is over.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	dr := drainer{sip: sip, tracker: tracker, notReady: func() { hs.SetReady(false) }, timeout: cfg.DrainTimeout, log: log}
+	dr := drainer{sip: sip, tracker: tracker, notReady: func() { hs.SetReady(false) }, withdraw: cl.withdraw(), timeout: cfg.DrainTimeout, log: log}
 	go dr.run(ctx, runCtx, cancel)
 	var wg sync.WaitGroup
 	pipeCtx, stopPipe := context.WithCancel(context.Background())

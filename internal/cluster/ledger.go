@@ -1,12 +1,14 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"sync"
 	"time"
@@ -30,6 +32,13 @@ const (
 	// it at MaxDuration itself before another one does.
 	orphanGrace = 2 * time.Second
 	opTimeout   = 2 * time.Second
+	// ledgerWorkers work through the events of different calls at once:
+	// each event costs one or two key-value round trips, which a NATS
+	// cluster under load or electing a leader can stretch to a second,
+	// and one worker for every call let the events of a few calls wait
+	// in an instance for a minute (lost if it died then). The events of
+	// one call go to one worker, in order.
+	ledgerWorkers = 8
 )
 
 // LedgerOptions configures a Ledger.
@@ -57,7 +66,7 @@ type LedgerOptions struct {
 	// QueueSize bounds the events waiting for the ledger;
 	// DefaultLedgerQueue when 0. When full, events go to Next unchecked
 	// (at least once rather than lost) and are counted.
-	QueueSize int
+	QueueSize int // shared out between the workers
 	// Registerer receives the metrics (routr_cluster_ledger_*); nil
 	// registers nothing.
 	Registerer prometheus.Registerer
@@ -78,7 +87,8 @@ type LedgerOptions struct {
 type Ledger struct {
 	o    LedgerOptions
 	kv   jetstream.KeyValue
-	q    chan job
+	qs   []chan job // one per worker; a call's jobs go to one of them
+	seed maphash.Seed
 	log  *slog.Logger
 	done chan struct{}
 
@@ -144,8 +154,11 @@ func NewLedger(ctx context.Context, o LedgerOptions) (*Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Ledger{o: o, kv: kv, q: make(chan job, o.QueueSize), log: o.Logger, done: make(chan struct{}),
+	l := &Ledger{o: o, kv: kv, log: o.Logger, done: make(chan struct{}), seed: maphash.MakeSeed(),
 		active: make(map[string]record)}
+	for range ledgerWorkers {
+		l.qs = append(l.qs, make(chan job, max(o.QueueSize/ledgerWorkers, 1)))
+	}
 	if l.m, err = newLedgerMetrics(o.Registerer, l); err != nil {
 		return nil, err
 	}
@@ -161,7 +174,7 @@ func (l *Ledger) Publish(e events.Event) {
 		return
 	}
 	select {
-	case l.q <- job{ev: e}:
+	case l.queue(callIDOf(e.Body)) <- job{ev: e}:
 	default:
 		l.m.outcome("overflow")
 		l.o.Next.Publish(e)
@@ -174,7 +187,7 @@ func (l *Ledger) Publish(e events.Event) {
 // it suits calls.Options.OnUnknownEnd.
 func (l *Ledger) EndUnknown(callID, cause string, code int, h []events.Header, at time.Time) {
 	select {
-	case l.q <- job{end: &unknownEnd{callID: callID, cause: cause, code: code, h: h, at: at}}:
+	case l.queue([]byte(callID)) <- job{end: &unknownEnd{callID: callID, cause: cause, code: code, h: h, at: at}}:
 	default:
 		l.m.outcome("overflow")
 	}
@@ -189,12 +202,22 @@ func (l *Ledger) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	watchCtx, stop := context.WithCancel(ctx)
 	wg.Go(func() { l.watch(watchCtx) })
+	for _, q := range l.qs {
+		wg.Go(func() {
+			for {
+				select {
+				case j := <-q:
+					l.handle(ctx, j)
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		select {
-		case j := <-l.q:
-			l.handle(ctx, j)
 		case <-tick.C:
 			l.sweep()
 		case <-ctx.Done():
@@ -206,24 +229,62 @@ func (l *Ledger) Run(ctx context.Context) {
 	}
 }
 
+// queue is the worker queue of a call, by its Call-ID (as written in
+// the events' JSON: only the same call needs the same queue).
+func (l *Ledger) queue(callID []byte) chan job {
+	return l.qs[maphash.Bytes(l.seed, callID)%uint64(len(l.qs))]
+}
+
+// callIDOf returns the callId of an event body as it is written there,
+// without decoding the JSON (Publish runs on the SIP path).
+func callIDOf(body []byte) []byte {
+	const k = `"callId":"`
+	i := bytes.Index(body, []byte(k))
+	if i < 0 {
+		return nil
+	}
+	rest := body[i+len(k):]
+	for j := 0; j < len(rest); j++ {
+		switch rest[j] {
+		case '\\':
+			j++
+		case '"':
+			return rest[:j]
+		}
+	}
+	return rest
+}
+
+// queued counts the jobs waiting in every worker queue.
+func (l *Ledger) queued() int {
+	n := 0
+	for _, q := range l.qs {
+		n += len(q)
+	}
+	return n
+}
+
 // Done is closed when Run has returned and the queue is drained.
 func (l *Ledger) Done() <-chan struct{} { return l.done }
 
 func (l *Ledger) drain() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	for {
-		select {
-		case j := <-l.q:
-			if ctx.Err() != nil {
-				if j.end == nil {
-					l.o.Next.Publish(j.ev)
+	for _, q := range l.qs {
+	queue:
+		for {
+			select {
+			case j := <-q:
+				if ctx.Err() != nil {
+					if j.end == nil {
+						l.o.Next.Publish(j.ev)
+					}
+					continue
 				}
-				continue
+				l.handle(ctx, j)
+			default:
+				break queue
 			}
-			l.handle(ctx, j)
-		default:
-			return
 		}
 	}
 }
@@ -444,7 +505,7 @@ func newLedgerMetrics(reg prometheus.Registerer, l *Ledger) (ledgerMetrics, erro
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "routr", Subsystem: "cluster", Name: "ledger_queue_length",
 			Help: "Call events waiting for the ledger (bounded by its queue size).",
-		}, func() float64 { return float64(len(l.q)) }),
+		}, func() float64 { return float64(l.queued()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "routr", Subsystem: "cluster", Name: "active_calls",
 			Help: "Active calls of every instance, as this instance follows them in the ledger.",

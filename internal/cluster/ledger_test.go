@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -200,5 +202,54 @@ func TestLedgerLeavesLiveOwnersCalls(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if n := other.out.count(events.TypeCallEnded); n != 0 {
 		t.Errorf("the other instance published %d call.ended", n)
+	}
+}
+
+// TestLedgerOrderPerCall publishes the events of many calls at once: the
+// workers take different calls side by side, and each call's events
+// still come out in order, each once. Call-IDs with characters JSON
+// escapes keep to one worker too.
+func TestLedgerOrderPerCall(t *testing.T) {
+	srv := natstest.Single(t)
+	in := startLedger(t, srv.URL(), "calls_order", 0)
+	now := time.Now()
+	const calls = 64
+	id := func(i int) string { return fmt.Sprintf(`order-"%d"\x`, i) }
+	for i := range calls {
+		in.l.Publish(started(id(i), now))
+		in.l.Publish(events.CallAnswered(events.CallAnswer{CallID: id(i), From: "sip:1001@sip.local", To: "sip:1002@sip.local", StartTime: now, AnswerTime: now}))
+		in.l.Publish(ended(id(i), now, now))
+	}
+	waitUntil(t, "every call.ended", func() bool { return in.out.count(events.TypeCallEnded) == calls })
+	in.out.mu.Lock()
+	defer in.out.mu.Unlock()
+	seq := map[string][]string{}
+	for _, e := range in.out.evs {
+		var b struct {
+			CallID string `json:"callId"`
+		}
+		if err := json.Unmarshal(e.Body, &b); err != nil {
+			t.Fatal(err)
+		}
+		seq[b.CallID] = append(seq[b.CallID], e.Type)
+	}
+	for i := range calls {
+		if got := strings.Join(seq[id(i)], ","); got != "call.started,call.answered,call.ended" {
+			t.Errorf("call %q: %s", id(i), got)
+		}
+	}
+}
+
+func TestCallIDOf(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"callId":"abc","from":"x"}`:  "abc",
+		`{"callId":"a\"b\\","to":"y"}`: `a\"b\\`,
+		`{"from":"x"}`:                 "",
+		`{"callId":"unterminated`:      "unterminated",
+		`{"callId":"ends\`:             `ends\`,
+	} {
+		if got := string(callIDOf([]byte(body))); got != want {
+			t.Errorf("callIDOf(%s) = %q, want %q", body, got, want)
+		}
 	}
 }

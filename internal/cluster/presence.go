@@ -51,8 +51,14 @@ type Presence struct {
 	self     string
 	interval time.Duration
 
-	mu   sync.Mutex
-	seen map[string]time.Time // key -> last heard
+	mu     sync.Mutex
+	seen   map[string]time.Time // key -> last heard
+	loaded uint64               // the last revision of the initial load
+
+	// beat is held while this instance's key is written or withdrawn, so
+	// that a heartbeat in flight cannot announce it again after Withdraw.
+	beat      sync.Mutex
+	withdrawn bool
 }
 
 // NewPresence opens the bucket, announces this instance and loads the
@@ -87,7 +93,7 @@ func NewPresence(ctx context.Context, o PresenceOptions) (*Presence, error) {
 	if _, err := kv.Put(ctx, instanceKey(o.Self), []byte(o.Self)); err != nil {
 		return nil, fmt.Errorf("cluster: announce %s: %w", o.Self, err)
 	}
-	w, err := kv.WatchAll(ctx)
+	w, err := kvwatch.Open(ctx, func(ctx context.Context) (jetstream.KeyWatcher, error) { return kv.WatchAll(ctx) })
 	if err != nil {
 		return nil, fmt.Errorf("cluster: watch instances: %w", err)
 	}
@@ -97,6 +103,7 @@ func NewPresence(ctx context.Context, o PresenceOptions) (*Presence, error) {
 			break
 		}
 		p.note(e, e.Created())
+		p.loaded = max(p.loaded, e.Revision())
 	}
 	return p, nil
 }
@@ -150,20 +157,42 @@ func (p *Presence) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			wg.Wait()
-			dctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_ = p.kv.Delete(dctx, key)
-			cancel()
+			p.Withdraw()
 			return
 		case <-tick.C:
-			pctx, cancel := context.WithTimeout(ctx, p.interval)
-			_, _ = p.kv.Put(pctx, key, []byte(p.self))
-			cancel()
+			p.beat.Lock()
+			if !p.withdrawn {
+				pctx, cancel := context.WithTimeout(ctx, p.interval)
+				_, _ = p.kv.Put(pctx, key, []byte(p.self))
+				cancel()
+			}
+			p.beat.Unlock()
 		}
 	}
 }
 
+// Withdraw stops announcing this instance and deletes its key, so that the
+// others take it for gone at once (not three heartbeats later): they stop
+// handing it requests, and end the calls it routed that reach them. A
+// draining instance calls it when the drain starts. It cannot be undone;
+// Run goes on following the others.
+func (p *Presence) Withdraw() {
+	p.beat.Lock()
+	defer p.beat.Unlock()
+	if p.withdrawn {
+		return
+	}
+	p.withdrawn = true
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = p.kv.Delete(ctx, instanceKey(p.self))
+}
+
 func (p *Presence) watch(ctx context.Context) {
-	kvwatch.Follow(ctx, p.nc, 0,
+	// Resume after the initial load: an instance that withdrew in between
+	// (a delete) must not be missed, or it would pass for up until its
+	// heartbeats are missed.
+	kvwatch.Follow(ctx, p.nc, p.loaded,
 		func(ctx context.Context, last uint64) (jetstream.KeyWatcher, error) {
 			if last == 0 {
 				return p.kv.WatchAll(ctx, jetstream.UpdatesOnly())

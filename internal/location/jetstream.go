@@ -179,7 +179,7 @@ func openBucket(ctx context.Context, js jetstream.JetStream, o JetStreamOptions)
 
 // load reads every key of the bucket into the copy.
 func (j *JetStream) load(ctx context.Context) error {
-	w, err := j.kv.WatchAll(ctx)
+	w, err := kvwatch.Open(ctx, func(ctx context.Context) (jetstream.KeyWatcher, error) { return j.kv.WatchAll(ctx) })
 	if err != nil {
 		return fmt.Errorf("location: watch %s: %w", j.o.Bucket, err)
 	}

@@ -75,6 +75,7 @@ spec:
 			fmt.Sprintf("MAX_CALL_DURATION=%ds", int(maxCall/time.Second)),
 			"HTTP_ADDR="+e.httpAddr,
 			"ENABLE_HEALTHCHECKS=true",
+			"ENABLE_PPROF=true", // logBacklog reads the goroutines
 			"LOG_LEVEL=warn",
 		)
 		if os.Getenv("E2E_CLUSTER_DEBUG") != "" {
@@ -192,6 +193,42 @@ func waitBindings(t *testing.T, edges []*clusterEdge, n float64) {
 	t.Helper()
 	for _, e := range edges {
 		e.waitMetric(t, "routr_location_cached_bindings", n)
+	}
+}
+
+// logBacklog logs what the edge still holds of the events (ledger queue,
+// events queue, ledger outcomes): when a call's events are missing after
+// the edge is killed, this tells whether they were still in it.
+func (e *clusterEdge) logBacklog(t *testing.T) {
+	t.Helper()
+	res, err := http.Get("http://" + e.httpAddr + "/metrics")
+	if err != nil {
+		t.Logf("%s metrics: %v", e.name, err)
+		return
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	var lines []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "routr_cluster_ledger_") || strings.HasPrefix(line, "routr_events_queued") ||
+			strings.HasPrefix(line, "routr_events_published_total") || strings.HasPrefix(line, "routr_calls_active") {
+			lines = append(lines, line)
+		}
+	}
+	t.Logf("%s before it is killed: %s", e.name, strings.Join(lines, "; "))
+	if v, ok := e.metric("routr_cluster_ledger_queue_length"); ok && v > 0 {
+		// Where the ledger's workers wait (ENABLE_PPROF is on).
+		res, err := http.Get("http://" + e.httpAddr + "/debug/pprof/goroutine?debug=2")
+		if err != nil {
+			return
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		for _, g := range strings.Split(string(b), "\n\n") {
+			if strings.Contains(g, "cluster.(*Ledger)") {
+				t.Logf("%s ledger goroutine:\n%s", e.name, g)
+			}
+		}
 	}
 }
 
@@ -410,6 +447,7 @@ func TestClusterSurvivesLosses(t *testing.T) {
 	}
 
 	run("all", edges...)
+	edges[0].logBacklog(t)
 	edges[0].kill() // holds the registration
 	calleeEdgeUp = false
 	// Until the others miss its heartbeats (three seconds), they would
@@ -437,6 +475,7 @@ func TestClusterSurvivesLosses(t *testing.T) {
 	c := siptest.Dial(t, caller(edges[1]), callee, "1002", orphan)
 	c.Answer()
 	time.Sleep(time.Second) // call.started and call.answered leave edge1
+	edges[1].logBacklog(t)
 	edges[1].kill()
 	run("edge1-killed", edges[2])
 
@@ -462,5 +501,45 @@ func TestClusterSurvivesLosses(t *testing.T) {
 	}
 	if got := ended[orphan]["hangupCause"]; got != "ALLOTTED_TIMEOUT" {
 		t.Errorf("orphaned call ended with %v, want ALLOTTED_TIMEOUT", got)
+	}
+}
+
+// TestClusterDrainWithdraws sends SIGTERM to an edge that has a call up:
+// while it drains (the call holds it), the other edge already counts it
+// gone, since a draining edge withdraws its presence when the drain
+// starts rather than when SIP stops: the others stop handing it requests
+// it would refuse.
+func TestClusterDrainWithdraws(t *testing.T) {
+	srv := natstest.Single(t)
+	edges := newClusterEdges(t, 2, srv.URL(), 0)
+	edges[0].env = append(edges[0].env, "DRAIN_TIMEOUT=90s")
+	edges[0].stop(t)
+	edges[0].start(t)
+	edges[1].waitMetric(t, "routr_cluster_instances_up", 2)
+
+	callee := phoneAt(t, "udp", "1002", edges[1])
+	if res, err := callee.Register(600, ""); err != nil || res.StatusCode != 200 {
+		t.Fatalf("REGISTER: %v %v", res, err)
+	}
+	waitBindings(t, edges, 1)
+	caller := phoneAt(t, "udp", "1001", edges[0])
+	c := siptest.Dial(t, caller, callee, "1002", "drain-withdraw")
+	ok := c.Answer()
+
+	_ = edges[0].cmd.Process.Signal(syscall.SIGTERM)
+	// Without the withdrawal edge0 goes on beating while it drains, and
+	// edge1 counts it up until the drain is over (90 s here).
+	edges[1].waitMetric(t, "routr_cluster_instances_up", 1)
+	if edges[0].exited() {
+		t.Fatalf("edge0 stopped before the call ended; log:\n%s", edges[0].log)
+	}
+	c.Hangup(ok, true) // the dialog still crosses the draining edge
+	select {
+	case <-edges[0].done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("edge0 did not finish draining once its call ended")
+	}
+	if edges[0].err != nil {
+		t.Errorf("edge0 exited with %v", edges[0].err)
 	}
 }
