@@ -23,14 +23,3 @@ func firstHeader(m headerList, name string) sip.Header {
 	}
 	return nil
 }
-
-// countHeaders returns how many headers of m are called name (any case).
-func countHeaders(m headerList, name string) int {
-	n := 0
-	for _, h := range m.Headers() {
-		if strings.EqualFold(h.Name(), name) {
-			n++
-		}
-	}
-	return n
-}
