@@ -147,12 +147,12 @@ func NewLedger(ctx context.Context, o LedgerOptions) (*Ledger, error) {
 	if o.MaxDuration > 0 {
 		maxAge = o.MaxDuration + time.Hour
 	}
-	kv, err := openBucket(ctx, js, jetstream.KeyValueConfig{
+	kv, err := kvwatch.OpenBucket(ctx, js, jetstream.KeyValueConfig{
 		Bucket: o.Bucket, Description: "routr call ledger", History: 1, TTL: maxAge,
 		MaxValueSize: 4096, Storage: jetstream.FileStorage, Replicas: o.Replicas,
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cluster: ledger: %w", err)
 	}
 	l := &Ledger{o: o, kv: kv, log: o.Logger, done: make(chan struct{}), seed: maphash.MakeSeed(),
 		active: make(map[string]record)}
@@ -350,7 +350,7 @@ func (l *Ledger) claim(ctx context.Context, key, eventID string) bool {
 		}
 		opCtx, cancel := context.WithTimeout(context.Background(), opTimeout)
 		_, err = l.kv.Create(opCtx, key, val)
-		if isConflict(err) {
+		if kvwatch.IsConflict(err) {
 			e, gerr := l.kv.Get(opCtx, key)
 			cancel()
 			if gerr != nil {

@@ -74,12 +74,12 @@ func NewPresence(ctx context.Context, o PresenceOptions) (*Presence, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: jetstream: %w", err)
 	}
-	kv, err := openBucket(ctx, js, jetstream.KeyValueConfig{
+	kv, err := kvwatch.OpenBucket(ctx, js, jetstream.KeyValueConfig{
 		Bucket: o.Bucket, Description: "routr edge instances", History: 1, TTL: time.Hour,
 		MaxValueSize: 1024, Storage: jetstream.FileStorage, Replicas: o.Replicas,
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cluster: presence: %w", err)
 	}
 	p := &Presence{nc: o.Conn, kv: kv, self: o.Self, interval: o.Interval, seen: make(map[string]time.Time)}
 	if o.Registerer != nil {

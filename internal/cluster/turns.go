@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/routr-go/routr/internal/kvwatch"
 )
 
 // DefaultTurnsBucket is the bucket of round-robin counters.
@@ -63,12 +65,12 @@ func NewTurns(ctx context.Context, o TurnsOptions) (*Turns, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: jetstream: %w", err)
 	}
-	kv, err := openBucket(ctx, js, jetstream.KeyValueConfig{
+	kv, err := kvwatch.OpenBucket(ctx, js, jetstream.KeyValueConfig{
 		Bucket: o.Bucket, Description: "routr round-robin turns", History: 1,
 		MaxValueSize: 64, Storage: jetstream.FileStorage, Replicas: o.Replicas,
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cluster: turns: %w", err)
 	}
 	t := &Turns{kv: kv, nc: o.Conn, taken: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "routr", Subsystem: "cluster", Name: "turns_total",
@@ -118,7 +120,7 @@ func (t *Turns) shared(key string) (uint64, error) {
 			if _, err = t.kv.Create(ctx, k, []byte("1")); err == nil {
 				return 0, nil
 			}
-			if isConflict(err) {
+			if kvwatch.IsConflict(err) {
 				continue
 			}
 			return 0, err
@@ -130,7 +132,7 @@ func (t *Turns) shared(key string) (uint64, error) {
 		if _, err = t.kv.Update(ctx, k, []byte(strconv.FormatUint(n+1, 10)), e.Revision()); err == nil {
 			return n, nil
 		}
-		if !isConflict(err) {
+		if !kvwatch.IsConflict(err) {
 			return 0, err
 		}
 	}

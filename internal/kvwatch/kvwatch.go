@@ -1,6 +1,7 @@
 // Package kvwatch provides a follower of a JetStream key-value bucket that
 // keeps its watcher going across reconnections, so that a copy of the
-// bucket kept from it never falls behind for long.
+// bucket kept from it never falls behind for long, and the bucket helpers
+// its users share (OpenBucket, IsConflict).
 package kvwatch
 
 import (

@@ -124,57 +124,21 @@ func NewJetStream(ctx context.Context, o JetStreamOptions) (*JetStream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("location: jetstream: %w", err)
 	}
-	if j.kv, err = openBucket(ctx, js, o); err != nil {
-		return nil, err
+	if j.kv, err = kvwatch.OpenBucket(ctx, js, jetstream.KeyValueConfig{
+		Bucket:       o.Bucket,
+		Description:  "routr location bindings",
+		History:      1,
+		TTL:          o.MaxAge,
+		MaxValueSize: 8192,
+		Storage:      jetstream.FileStorage,
+		Replicas:     o.Replicas,
+	}); err != nil {
+		return nil, fmt.Errorf("location: %w", err)
 	}
 	if err := j.load(ctx); err != nil {
 		return nil, err
 	}
 	return j, nil
-}
-
-// openBucket binds to the bucket, creating it when missing, with as many
-// replicas as asked or as the cluster has room for.
-func openBucket(ctx context.Context, js jetstream.JetStream, o JetStreamOptions) (jetstream.KeyValue, error) {
-	for {
-		kv, err := js.KeyValue(ctx, o.Bucket)
-		if err == nil {
-			return kv, nil
-		}
-		if !errors.Is(err, jetstream.ErrBucketNotFound) {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("location: open bucket %s: %w", o.Bucket, err)
-			}
-			// JetStream not ready yet (cluster electing a leader).
-			time.Sleep(200 * time.Millisecond)
-			continue
-		}
-		replicas := []int{o.Replicas}
-		if o.Replicas <= 0 {
-			replicas = []int{3, 1}
-		}
-		for _, r := range replicas {
-			kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-				Bucket:       o.Bucket,
-				Description:  "routr location bindings",
-				History:      1,
-				TTL:          o.MaxAge,
-				MaxValueSize: 8192,
-				Storage:      jetstream.FileStorage,
-				Replicas:     r,
-			})
-			if err == nil || errors.Is(err, jetstream.ErrBucketExists) {
-				break
-			}
-		}
-		if err == nil {
-			return kv, nil
-		}
-		if !errors.Is(err, jetstream.ErrBucketExists) {
-			return nil, fmt.Errorf("location: create bucket %s: %w", o.Bucket, err)
-		}
-		// Another instance created it first: open it.
-	}
 }
 
 // load reads every key of the bucket into the copy.
@@ -265,7 +229,7 @@ func (j *JetStream) Put(ctx context.Context, b Binding) (PutResult, error) {
 		if cached && errors.Is(err, ErrOutOfOrder) {
 			continue
 		}
-		if isConflict(err) {
+		if kvwatch.IsConflict(err) {
 			j.m.op("put", "conflict")
 			if !cached {
 				backoff(ctx, attempt)
@@ -380,7 +344,7 @@ func (j *JetStream) Remove(ctx context.Context, aor, contact string) (bool, erro
 	}
 	for attempt := range casAttempts {
 		ok, err := j.removeOnce(ctx, key, aor, contact)
-		if isConflict(err) {
+		if kvwatch.IsConflict(err) {
 			j.m.op("remove", "conflict")
 			backoff(ctx, attempt)
 			continue
@@ -477,7 +441,7 @@ func (j *JetStream) deleteExpired(ctx context.Context) {
 			case err == nil:
 				j.m.op("expire", "ok")
 				j.report(old)
-			case isConflict(err):
+			case kvwatch.IsConflict(err):
 				j.m.op("expire", "conflict")
 			default:
 				j.m.op("expire", "error")
@@ -500,19 +464,6 @@ func backoff(ctx context.Context, attempt int) {
 	case <-ctx.Done():
 	case <-time.After(time.Duration(1+rand.IntN(ceiling)) * time.Millisecond):
 	}
-}
-
-// isConflict reports whether err is a compare-and-set that lost a race.
-func isConflict(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return true
-	}
-	var api *jetstream.APIError
-	return errors.As(err, &api) && (api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 func outcome(err error) string {

@@ -1,8 +1,4 @@
-// Package cluster provides what edge instances share through NATS
-// JetStream besides bindings: a call ledger, so that each call's
-// call.started and call.ended are published once whichever instances see
-// its requests, and round-robin turns.
-package cluster
+package kvwatch
 
 import (
 	"context"
@@ -13,9 +9,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// openBucket binds to a key-value bucket, creating it when missing with
+// OpenBucket binds to a key-value bucket, creating it when missing with
 // replicas copies, or 3 then 1 when replicas is 0.
-func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+func OpenBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	for {
 		kv, err := js.KeyValue(ctx, cfg.Bucket)
 		if err == nil {
@@ -23,7 +19,7 @@ func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyVa
 		}
 		if !errors.Is(err, jetstream.ErrBucketNotFound) {
 			if ctx.Err() != nil {
-				return nil, fmt.Errorf("cluster: open bucket %s: %w", cfg.Bucket, err)
+				return nil, fmt.Errorf("open bucket %s: %w", cfg.Bucket, err)
 			}
 			time.Sleep(200 * time.Millisecond) // JetStream not ready yet
 			continue
@@ -43,13 +39,13 @@ func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyVa
 			}
 		}
 		if !errors.Is(err, jetstream.ErrBucketExists) {
-			return nil, fmt.Errorf("cluster: create bucket %s: %w", cfg.Bucket, err)
+			return nil, fmt.Errorf("create bucket %s: %w", cfg.Bucket, err)
 		}
 	}
 }
 
-// isConflict reports whether err is a compare-and-set that lost.
-func isConflict(err error) bool {
+// IsConflict reports whether err is a compare-and-set that lost.
+func IsConflict(err error) bool {
 	if err == nil {
 		return false
 	}
