@@ -21,7 +21,10 @@ const (
 	ladderCalls    = "calls"
 	// ladderTrunk: calls from a trunk its ACL admits, which need no
 	// challenge, to a number routed to the callee agent.
-	ladderTrunk    = "trunk"
+	ladderTrunk = "trunk"
+	// ladderCancel: trunk calls the caller cancels while they ring; the
+	// edge's 100 Trying and the callee's 487, relayed, are required.
+	ladderCancel   = "cancel"
 	trunkHost      = "trunk.bench.local"
 	trunkNumber    = "+15550000001"
 	domain         = "sip.local"
@@ -127,7 +130,7 @@ func newBench(ctx context.Context, o options, procs *procSet) (*bench, error) {
 		return nil, err
 	}
 
-	for _, s := range []string{"register.xml", "caller.xml", "callee.xml", "trunk.xml"} {
+	for _, s := range []string{"register.xml", "caller.xml", "callee.xml", "trunk.xml", "cancel.xml", "callee-cancel.xml"} {
 		data, err := os.ReadFile(filepath.Join(b.root, "bench", "scenarios", s))
 		if err != nil {
 			return nil, err
@@ -184,25 +187,26 @@ func (b *bench) header(sippPath string) map[string]any {
 		sv = strings.Fields(sv[i:])[1]
 	}
 	return map[string]any{
-		"type":        "run",
-		"date":        time.Now().Format(time.RFC3339),
-		"commit":      commit,
-		"built_from":  map[bool]string{true: "working tree", false: "git archive " + b.commit}[b.commit == ""],
-		"dirty_files": dirtyFiles,
-		"nproc":       runtime.NumCPU(),
-		"cpu":         model,
-		"go":          strings.TrimSpace(string(goV)),
-		"sipp":        sv,
-		"loadavg":     loadAvg(),
-		"agents":      b.o.agents,
-		"step_s":      b.o.stepDur.Seconds(),
-		"hold_ms":     b.o.hold.Milliseconds(),
-		"reg_rates":   b.o.regRates,
-		"call_rates":  b.o.callRates,
-		"trunk_rates": b.o.trunkRates,
-		"nats":        map[bool]string{true: "embedded", false: b.o.natsURL}[b.o.natsURL == ""],
-		"quick":       b.o.quick,
-		"work_dir":    b.workDir,
+		"type":         "run",
+		"date":         time.Now().Format(time.RFC3339),
+		"commit":       commit,
+		"built_from":   map[bool]string{true: "working tree", false: "git archive " + b.commit}[b.commit == ""],
+		"dirty_files":  dirtyFiles,
+		"nproc":        runtime.NumCPU(),
+		"cpu":          model,
+		"go":           strings.TrimSpace(string(goV)),
+		"sipp":         sv,
+		"loadavg":      loadAvg(),
+		"agents":       b.o.agents,
+		"step_s":       b.o.stepDur.Seconds(),
+		"hold_ms":      b.o.hold.Milliseconds(),
+		"reg_rates":    b.o.regRates,
+		"call_rates":   b.o.callRates,
+		"trunk_rates":  b.o.trunkRates,
+		"cancel_rates": b.o.cancelRates,
+		"nats":         map[bool]string{true: "embedded", false: b.o.natsURL}[b.o.natsURL == ""],
+		"quick":        b.o.quick,
+		"work_dir":     b.workDir,
 	}
 }
 
@@ -506,7 +510,9 @@ func (b *bench) ladder(ctx context.Context, ladder string, eventsOn bool, rep in
 // INVITEs where the REGISTER came from) and every caller from the caller
 // port, so that the call ladder runs between registered agents.
 // isCalls reports whether ladder is a call ladder (callee, call events).
-func isCalls(ladder string) bool { return ladder == ladderCalls || ladder == ladderTrunk }
+func isCalls(ladder string) bool {
+	return ladder == ladderCalls || ladder == ladderTrunk || ladder == ladderCancel
+}
 
 // ratesOf returns the rates of ladder.
 func (b *bench) ratesOf(ladder string) []int {
@@ -515,6 +521,8 @@ func (b *bench) ratesOf(ladder string) []int {
 		return b.o.callRates
 	case ladderTrunk:
 		return b.o.trunkRates
+	case ladderCancel:
+		return b.o.cancelRates
 	}
 	return b.o.regRates
 }
@@ -610,12 +618,19 @@ func (b *bench) step(ctx context.Context, e *edge, ctr *counter, ladder, mode st
 			"-default_behaviors", "all,-bye"}, common...)
 	} else {
 		uas = &sippRun{name: "callee", dir: dir, m: m}
-		uas.args = append([]string{"-sf", filepath.Join(b.scen, "callee.xml"), "-set", "user", "u000001",
+		callee := "callee.xml"
+		if ladder == ladderCancel {
+			callee = "callee-cancel.xml"
+		}
+		uas.args = append([]string{"-sf", filepath.Join(b.scen, callee), "-set", "user", "u000001",
 			"-p", strconv.Itoa(b.uasPort), "-m", strconv.Itoa(m), "-timeout", strconv.Itoa(timeout+5) + "s"}, common...)
 		from := []string{"-sf", filepath.Join(b.scen, "caller.xml"),
 			"-inf", filepath.Join(b.cfgDir, "callers.csv"), "-set", "domain", domain, "-set", "callee", "u000001"}
-		if ladder == ladderTrunk {
+		switch ladder {
+		case ladderTrunk:
 			from = []string{"-sf", filepath.Join(b.scen, "trunk.xml"), "-set", "trunkhost", trunkHost, "-set", "number", trunkNumber}
+		case ladderCancel:
+			from = []string{"-sf", filepath.Join(b.scen, "cancel.xml"), "-set", "trunkhost", trunkHost, "-set", "number", trunkNumber}
 		}
 		uac.args = append(append([]string{"127.0.0.1:" + strconv.Itoa(b.sipPort)}, from...),
 			"-p", strconv.Itoa(b.uacPort), "-r", strconv.Itoa(rate), "-m", strconv.Itoa(m),
@@ -782,7 +797,10 @@ func (b *bench) step(ctx context.Context, e *edge, ctr *counter, ladder, mode st
 	if ctr != nil {
 		res.EventsByType = map[string]eventStats{}
 		types := []string{evRegistered}
-		if isCalls(ladder) {
+		switch {
+		case ladder == ladderCancel:
+			types = []string{evStarted, evEnded}
+		case isCalls(ladder):
 			types = []string{evStarted, evAnswered, evEnded}
 		}
 		for _, t := range types {
@@ -800,6 +818,18 @@ func (b *bench) step(ctx context.Context, e *edge, ctr *counter, ladder, mode st
 		}
 		if isCalls(ladder) {
 			res.EndedCauses = ctr.causes(tag)
+		}
+		if ladder == ladderCancel {
+			// A cancelled call was never answered and ends as the
+			// caller's CANCEL (docs/events: NORMAL_CLEARING, sipCode 487).
+			if n := res.OtherEvents[evAnswered]; n > 0 {
+				res.Why = append(res.Why, fmt.Sprintf("%d %s for cancelled calls", n, evAnswered))
+			}
+			for cause, n := range res.EndedCauses {
+				if cause != "NORMAL_CLEARING" {
+					res.Why = append(res.Why, fmt.Sprintf("%d %s with hangupCause %s, not NORMAL_CLEARING", n, evEnded, cause))
+				}
+			}
 		}
 		if drops, disc := ctr.slowConsumerDrops(); drops > 0 || disc > 0 {
 			res.Why = append(res.Why, fmt.Sprintf("subscriber slow-consumer drops %d, disconnects %d (measurement invalid)", drops, disc))

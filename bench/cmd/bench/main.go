@@ -27,27 +27,28 @@ import (
 )
 
 type options struct {
-	quick      bool
-	agents     int
-	stepDur    time.Duration
-	regRates   []int
-	callRates  []int
-	trunkRates []int
-	hold       time.Duration
-	pause      time.Duration
-	natsURL    string
-	modes      []string
-	ladders    []string
-	outDir     string
-	keep       bool
-	sippPath   string
-	retries    int
-	drainLimit time.Duration
-	rev        string
-	repeat     int
-	traceMsgs  bool
-	soak       soakOptions
-	cpuProfile bool
+	quick       bool
+	agents      int
+	stepDur     time.Duration
+	regRates    []int
+	callRates   []int
+	trunkRates  []int
+	cancelRates []int
+	hold        time.Duration
+	pause       time.Duration
+	natsURL     string
+	modes       []string
+	ladders     []string
+	outDir      string
+	keep        bool
+	sippPath    string
+	retries     int
+	drainLimit  time.Duration
+	rev         string
+	repeat      int
+	traceMsgs   bool
+	soak        soakOptions
+	cpuProfile  bool
 }
 
 func main() {
@@ -56,18 +57,19 @@ func main() {
 
 func run() int {
 	var o options
-	var regRates, callRates, trunkRates, modes, ladders string
+	var regRates, callRates, trunkRates, cancelRates, modes, ladders string
 	flag.BoolVar(&o.quick, "quick", false, "smoke test: 200 agents, 3 s steps, low rates")
 	flag.IntVar(&o.agents, "agents", 5000, "agents (with credentials) in the generated resources")
 	flag.DurationVar(&o.stepDur, "step", 10*time.Second, "duration of each step")
 	flag.StringVar(&regRates, "reg-rates", "2000,4000,6000,8000,10000,12000,15000", "REGISTER ladder, per second")
 	flag.StringVar(&callRates, "call-rates", "500,1000,2000,3000,4000,5000", "call ladder, new calls per second")
 	flag.StringVar(&trunkRates, "trunk-rates", "1000,2000,3000,4000,5000,6000,7500", "unchallenged calls ladder (from a trunk admitted by its ACL), new calls per second")
+	flag.StringVar(&cancelRates, "cancel-rates", "1000,2000,3000,4000,5000,6000,7500", "cancelled calls ladder (trunk calls the caller CANCELs while they ring: 100 Trying and the relayed 487 required), new calls per second")
 	flag.DurationVar(&o.hold, "hold", time.Second, "call hold time (sipp -d)")
 	flag.DurationVar(&o.pause, "pause", 3*time.Second, "quiet time between steps")
 	flag.StringVar(&o.natsURL, "nats", "", "use this NATS server (e.g. nats://127.0.0.1:4222) instead of the embedded one")
 	flag.StringVar(&modes, "events", "on,off", "event modes to run, in order: on, off")
-	flag.StringVar(&ladders, "ladders", "register,calls,trunk", "ladders to run, in order: register, calls, trunk")
+	flag.StringVar(&ladders, "ladders", "register,calls,trunk,cancel", "ladders to run, in order: register, calls, trunk, cancel")
 	flag.StringVar(&o.outDir, "out", "", "directory for results and logs (default: a new temp dir, kept)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the sipp working files of every step (else only of unclean steps)")
 	flag.StringVar(&o.sippPath, "sipp", "", "sipp binary (default: sipp from PATH)")
@@ -100,6 +102,9 @@ func run() int {
 		if !set["trunk-rates"] {
 			trunkRates = "50,100"
 		}
+		if !set["cancel-rates"] {
+			cancelRates = "50,100"
+		}
 		if !set["hold"] {
 			o.hold = 200 * time.Millisecond
 		}
@@ -120,6 +125,9 @@ func run() int {
 	if o.trunkRates, err = parseRates(trunkRates); err != nil {
 		return fail("-trunk-rates: %v", err)
 	}
+	if o.cancelRates, err = parseRates(cancelRates); err != nil {
+		return fail("-cancel-rates: %v", err)
+	}
 	o.modes = splitList(modes)
 	o.ladders = splitList(ladders)
 	for _, m := range o.modes {
@@ -128,8 +136,8 @@ func run() int {
 		}
 	}
 	for _, l := range o.ladders {
-		if l != ladderRegister && l != ladderCalls && l != ladderTrunk {
-			return fail("-ladders: %q is not register, calls or trunk", l)
+		if l != ladderRegister && l != ladderCalls && l != ladderTrunk && l != ladderCancel {
+			return fail("-ladders: %q is not register, calls, trunk or cancel", l)
 		}
 	}
 	if o.repeat < 1 {
