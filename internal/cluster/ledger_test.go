@@ -79,7 +79,7 @@ func startLedgerWith(t *testing.T, url, bucket string, maxDuration time.Duration
 	go l.Run(runCtx)
 	in := &instance{l: l, out: out}
 	var once sync.Once
-	in.stop = func() { once.Do(func() { stop(); <-l.Done(); nc.Close() }) }
+	in.stop = func() { once.Do(func() { stop(); <-l.Done(); l.Close(); nc.Close() }) }
 	t.Cleanup(in.stop)
 	return in
 }
