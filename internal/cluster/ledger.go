@@ -114,6 +114,7 @@ type Ledger struct {
 	confirms bool   // Next confirms events: markers are claimed, then published
 	maxValue int    // the bucket's largest value; 0 when unknown
 	startRev uint64 // the bucket's last revision when the ledger opened it
+	maxAge   time.Duration
 
 	marks     chan markJob // markers to set to published
 	stopMarks chan struct{}
@@ -191,7 +192,7 @@ func NewLedger(ctx context.Context, o LedgerOptions) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: ledger: %w", err)
 	}
-	l := &Ledger{o: o, kv: kv, log: o.Logger, done: make(chan struct{}), seed: maphash.MakeSeed(),
+	l := &Ledger{o: o, kv: kv, log: o.Logger, maxAge: maxAge, done: make(chan struct{}), seed: maphash.MakeSeed(),
 		active: make(map[string]record), unconfirmed: make(map[string]claimRef), foreign: make(map[string]*foreignClaim),
 		marks: make(chan markJob, max(o.QueueSize, 1)), stopMarks: make(chan struct{}), marksDone: make(chan struct{})}
 	if st, err := kv.Status(ctx); err == nil {
@@ -499,7 +500,7 @@ func (l *Ledger) endUnknown(ctx context.Context, u *unknownEnd) {
 		StartTime: rec.Start, AnswerTime: rec.Answer, EndTime: u.at,
 		HangupCause: u.cause, SIPCode: u.code, ExtraHeaders: u.h,
 	})
-	if l.confirms && rec.Owner != l.o.Instance {
+	if l.confirms && l.o.Alive != nil && rec.Owner != l.o.Instance {
 		// Its call.started may still be claimed by the gone owner: out
 		// with it first. (Should another instance hold it, the end goes
 		// anyway: there is no later chance for it.)

@@ -230,12 +230,18 @@ func (l *Ledger) followMarker(e jetstream.KeyValueEntry) {
 }
 
 // sweepClaims queues a takeover of every marker whose owner is gone and
-// that has stayed claimed for TakeoverAfter.
+// that has stayed claimed for TakeoverAfter. It forgets markers older
+// than the bucket keeps them (their owner is up, but never set them to
+// published: a confirmation lost, say).
 func (l *Ledger) sweepClaims(now time.Time) {
 	type due struct{ key, owner, callID string }
 	var ds []due
 	l.mu.Lock()
 	for key, fc := range l.foreign {
+		if now.Sub(fc.seen) > l.maxAge {
+			delete(l.foreign, key)
+			continue
+		}
 		if fc.queued {
 			continue
 		}
