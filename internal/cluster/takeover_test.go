@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -142,13 +144,7 @@ func at(step string, types ...string) func(string, events.Event) bool {
 // held back a round while its start goes out.
 func waitLong(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for range 1500 {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("not within 15s: %s", what)
+	waitWithin(t, 15*time.Second, what, cond)
 }
 
 // byID counts, over nodes, how many times each event id was handed on,
@@ -159,13 +155,7 @@ func byID(nodes ...*node) (map[string]int, []events.Event) {
 	for _, n := range nodes {
 		all = append(all, n.next.handed()...)
 	}
-	for i := range all {
-		for j := i + 1; j < len(all); j++ {
-			if all[j].n < all[i].n {
-				all[i], all[j] = all[j], all[i]
-			}
-		}
-	}
+	slices.SortFunc(all, func(a, b handed) int { return cmp.Compare(a.n, b.n) })
 	var evs []events.Event
 	for _, h := range all {
 		count[h.ev.ID]++
