@@ -136,9 +136,11 @@ type job struct {
 	ev       events.Event
 	at       time.Time // when the event reached the ledger
 	end      *unknownEnd
-	takeover string
-	owner    string
+	takeover *takeoverJob
 }
+
+// takeoverJob names a marker claimed by owner, to take over.
+type takeoverJob struct{ key, owner string }
 
 type unknownEnd struct {
 	callID, cause string
@@ -331,7 +333,7 @@ func (l *Ledger) drain() {
 			select {
 			case j := <-q:
 				if ctx.Err() != nil {
-					if j.end == nil && j.takeover == "" {
+					if j.end == nil && j.takeover == nil {
 						l.o.Next.Publish(j.ev)
 					}
 					continue
@@ -349,8 +351,8 @@ func (l *Ledger) handle(ctx context.Context, j job) {
 		l.endUnknown(ctx, j.end)
 		return
 	}
-	if j.takeover != "" {
-		l.takeover(ctx, j.takeover, j.owner)
+	if j.takeover != nil {
+		l.takeover(ctx, j.takeover.key, j.takeover.owner)
 		return
 	}
 	var body struct {

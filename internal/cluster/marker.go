@@ -256,7 +256,7 @@ func (l *Ledger) sweepClaims(now time.Time) {
 	l.mu.Unlock()
 	for _, d := range ds {
 		select {
-		case l.queue([]byte(d.callID)) <- job{takeover: d.key, owner: d.owner}:
+		case l.queue([]byte(d.callID)) <- job{takeover: &takeoverJob{d.key, d.owner}}:
 		default:
 			l.m.outcome("overflow")
 			l.retryTakeover(d.key)
