@@ -15,24 +15,44 @@ import (
 	"github.com/routr-go/routr/internal/natstest"
 )
 
-// signal is a confirming Next that reports each event handed on.
+// signal is a Next that reports each event handed on, and confirms it
+// when it is a confirmer.
 type signal struct {
-	f  func([]events.Event)
-	ch chan struct{}
+	confirmer bool
+	f         func([]events.Event)
+	ch        chan struct{}
 }
 
-func (s *signal) OnSent(f func([]events.Event)) bool { s.f = f; return true }
-func (s *signal) Publish(e events.Event)             { s.f([]events.Event{e}); s.ch <- struct{}{} }
+func (s *signal) OnSent(f func([]events.Event)) bool { s.f = f; return s.confirmer }
+
+func (s *signal) Publish(e events.Event) {
+	if s.confirmer {
+		s.f([]events.Event{e})
+	}
+	s.ch <- struct{}{}
+}
 
 // BenchmarkLedgerWindow measures, one call at a time on an embedded NATS
 // server, what an instance killed at the wrong moment loses: the time
 // from a call event reaching the ledger to its marker (holding the
 // event) being written, claim-ms (routr_cluster_ledger_claim_seconds);
 // ns/op is a whole call through the ledger: call.started and call.ended,
-// each claimed, handed on, and marked published.
+// each claimed, handed on, and marked published. Sub-benchmark
+// "unconfirmed" has a Next that confirms nothing: markers are written
+// published at once and hold no event, as before markers held them.
 //
 //	go test -run XXX -bench LedgerWindow -benchtime 2000x ./internal/cluster/
 func BenchmarkLedgerWindow(b *testing.B) {
+	for _, confirmed := range []bool{true, false} {
+		name := "confirmed"
+		if !confirmed {
+			name = "unconfirmed"
+		}
+		b.Run(name, func(b *testing.B) { benchLedgerWindow(b, confirmed) })
+	}
+}
+
+func benchLedgerWindow(b *testing.B, confirmed bool) {
 	srv := natstest.Single(b)
 	nc, err := nats.Connect(srv.URL())
 	if err != nil {
@@ -40,7 +60,7 @@ func BenchmarkLedgerWindow(b *testing.B) {
 	}
 	defer nc.Close()
 	reg := prometheus.NewRegistry()
-	next := &signal{ch: make(chan struct{}, 2)}
+	next := &signal{confirmer: confirmed, ch: make(chan struct{}, 2)}
 	var up atomic.Bool
 	up.Store(true)
 	l, err := NewLedger(context.Background(), LedgerOptions{Conn: nc, Bucket: "calls_bench", Next: next, Instance: "sip:bench",
