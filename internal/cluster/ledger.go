@@ -139,8 +139,12 @@ type job struct {
 	takeover *takeoverJob
 }
 
-// takeoverJob names a marker claimed by owner, to take over.
-type takeoverJob struct{ key, owner string }
+// takeoverJob names a marker claimed by owner, to take over; overdue
+// once it has waited holdLimit.
+type takeoverJob struct {
+	key, owner string
+	overdue    bool
+}
 
 type unknownEnd struct {
 	callID, cause string
@@ -352,7 +356,7 @@ func (l *Ledger) handle(ctx context.Context, j job) {
 		return
 	}
 	if j.takeover != nil {
-		l.takeover(ctx, j.takeover.key, j.takeover.owner)
+		l.takeover(ctx, j.takeover)
 		return
 	}
 	var body struct {

@@ -25,6 +25,12 @@ const (
 // that is gone before another instance publishes its event.
 const DefaultTakeoverAfter = 5 * time.Second
 
+// holdLimit bounds how long a survivor holds back the call.ended of a
+// gone instance while another instance, up, holds the call's call.started
+// claimed: long past its publisher's confirmation, its marker was not set
+// to published (lost confirmation), and the end must not wait forever.
+const holdLimit = 30 * time.Second
+
 // markerSlack is left under the bucket's largest value for the headers
 // JetStream adds to a key-value write.
 const markerSlack = 256
@@ -234,7 +240,10 @@ func (l *Ledger) followMarker(e jetstream.KeyValueEntry) {
 // than the bucket keeps them (their owner is up, but never set them to
 // published: a confirmation lost, say).
 func (l *Ledger) sweepClaims(now time.Time) {
-	type due struct{ key, owner, callID string }
+	type due struct {
+		key, owner, callID string
+		seen               time.Time
+	}
 	var ds []due
 	l.mu.Lock()
 	for key, fc := range l.foreign {
@@ -250,13 +259,13 @@ func (l *Ledger) sweepClaims(now time.Time) {
 		}
 		if fc.gone && now.Sub(fc.seen) >= l.o.TakeoverAfter {
 			fc.queued = true
-			ds = append(ds, due{key, fc.owner, fc.callID})
+			ds = append(ds, due{key, fc.owner, fc.callID, fc.seen})
 		}
 	}
 	l.mu.Unlock()
 	for _, d := range ds {
 		select {
-		case l.queue([]byte(d.callID)) <- job{takeover: &takeoverJob{d.key, d.owner}}:
+		case l.queue([]byte(d.callID)) <- job{takeover: &takeoverJob{d.key, d.owner, now.Sub(d.seen) >= holdLimit}}:
 		default:
 			l.m.outcome("overflow")
 			l.retryTakeover(d.key)
@@ -283,7 +292,8 @@ func (l *Ledger) forgetClaim(key string) {
 // its revision, so that of several instances doing so one publishes it,
 // under the event's own id. An end marker waits for the call's start
 // marker to be published first: call.started goes out before call.ended.
-func (l *Ledger) takeover(ctx context.Context, key, owner string) {
+func (l *Ledger) takeover(ctx context.Context, t *takeoverJob) {
+	key, owner := t.key, t.owner
 	opCtx, cancel := context.WithTimeout(ctx, opTimeout)
 	e, err := l.kv.Get(opCtx, key)
 	cancel()
@@ -305,7 +315,7 @@ func (l *Ledger) takeover(ctx context.Context, key, owner string) {
 		return
 	}
 	h := key[len("e."):]
-	if key[0] == 'e' && !l.startPublished(ctx, h, owner) {
+	if key[0] == 'e' && !l.startPublished(ctx, h, owner) && !t.overdue {
 		l.retryTakeover(key)
 		return
 	}
