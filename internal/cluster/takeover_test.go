@@ -69,6 +69,7 @@ type peers struct {
 	seq         atomic.Int64
 	mu          sync.Mutex
 	down        map[string]bool
+	passive     map[string]bool // instances that take nothing over (no Alive)
 }
 
 func (p *peers) alive(name string) bool {
@@ -103,8 +104,12 @@ func (p *peers) start(t *testing.T, name string, next *confirming, crash func(st
 	next.seq = &p.seq
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	alive := p.alive
+	if p.passive[name] {
+		alive = nil
+	}
 	l, err := NewLedger(ctx, LedgerOptions{Conn: nc, Bucket: p.bucket, Next: next, Instance: name,
-		Alive: p.alive, TakeoverAfter: time.Millisecond, crashAt: crash})
+		Alive: alive, TakeoverAfter: time.Millisecond, crashAt: crash})
 	if err != nil {
 		nc.Close()
 		t.Fatal(err)
@@ -357,5 +362,39 @@ func TestLedgerRepublishedEventStoredOnce(t *testing.T) {
 	}
 	if n := msgs(); n != 2 {
 		t.Errorf("stream holds %d messages, want 2 (republished with the same ids)", n)
+	}
+}
+
+// TestLedgerHoldsEndBehindLiveStart: the call's call.started is claimed
+// by an instance that is up but whose publisher has not got it out yet;
+// the instance that claimed call.ended dies. The survivor holds that
+// call.ended back until the call.started is confirmed, then publishes it.
+func TestLedgerHoldsEndBehindLiveStart(t *testing.T) {
+	p := newPeers(t, "calls_held")
+	p.passive = map[string]bool{"sip:slow": true} // else it takes call.ended over itself, behind its call.started
+	slow := p.start(t, "sip:slow", &confirming{hold: true}, nil)
+	dying := p.start(t, "sip:dying", nil, at("claimed", events.TypeCallEnded))
+	survivor := p.start(t, "sip:survivor", nil, nil)
+	now := time.Now()
+	start, end := started("held", now), ended("held", now, now)
+	h := callKey("held")
+	slow.l.Publish(start)
+	waitUntil(t, "call.started handed on", func() bool { return len(slow.next.handed()) == 1 })
+	dying.l.Publish(end)
+	waitUntil(t, "the end marker", func() bool { _, err := dying.l.kv.Get(context.Background(), "e."+h); return err == nil })
+	p.kill("sip:dying")
+	dying.stop()
+
+	time.Sleep(2500 * time.Millisecond) // two takeover rounds
+	if got := survivor.next.handed(); len(got) != 0 {
+		t.Fatalf("survivor published %s while call.started was not out", got[0].ev.Type)
+	}
+	slow.next.f([]events.Event{start}) // the server confirms call.started
+	waitLong(t, "call.ended from the survivor", func() bool { return len(survivor.next.handed()) == 1 })
+	if got := survivor.next.handed()[0].ev; got.ID != end.ID {
+		t.Errorf("survivor published %s %s, want call.ended %s", got.Type, got.ID, end.ID)
+	}
+	if m := markerOf(t, survivor.l, "s."+h); m.State != statePublished || m.Owner != "" {
+		t.Errorf("start marker %+v, want published", m)
 	}
 }
