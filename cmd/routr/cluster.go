@@ -42,8 +42,12 @@ type cluster struct {
 	peers  *clusterpkg.Presence
 }
 
-// Close closes the NATS connection of the shared stores.
+// Close sets the markers of the events the pipeline confirmed to
+// published, then closes the NATS connection of the shared stores.
 func (c *cluster) Close() {
+	if c.ledger != nil {
+		c.ledger.Close()
+	}
 	if c.nc != nil {
 		c.nc.Close()
 	}

@@ -65,6 +65,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 		Subject:        ev.Subject,
 		ConsoleEnabled: ev.Console,
 		Durable:        ev.Durable,
+		Replicas:       ev.StreamReplicas,
 		QueueBound:     ev.QueueSize,
 	}, events.PipelineOptions{Registerer: reg, Logger: log.With("component", "events")})
 	if err != nil {

@@ -72,6 +72,18 @@ type LedgerOptions struct {
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 	Now        func() time.Time
+	// TakeoverAfter is how long a marker claimed by an instance that is
+	// gone stays so before this instance publishes its event;
+	// DefaultTakeoverAfter when 0. It leaves time to an instance that
+	// drains (withdrawn, but still publishing) to confirm its events.
+	// Takeover needs Alive.
+	TakeoverAfter time.Duration
+
+	// crashAt, in tests, makes this instance behave as if it died at a
+	// step of an event's way: "claimed" (marker written, the event not
+	// handed on) or "sent" (the server confirmed it, the marker not yet
+	// set to published).
+	crashAt func(step string, e events.Event) bool
 }
 
 // Ledger is an events.Sink in front of the events pipeline that lets
@@ -83,6 +95,13 @@ type LedgerOptions struct {
 // that did not route it (EndUnknown), or at MaxDuration when the
 // instance that routed it is gone.
 //
+// When Next is an events.Confirmer with a NATS publisher, a marker is
+// created "claimed", holding the whole event, and set to "published" once
+// the server confirmed the event. Another instance publishes the event of
+// a marker left claimed by an instance that is gone (marker.go), under the
+// same event id, so that the stream's duplicate window drops it if it had
+// gone out after all.
+//
 // Publish never blocks: the work happens in Run, behind a bounded queue.
 type Ledger struct {
 	o    LedgerOptions
@@ -92,17 +111,39 @@ type Ledger struct {
 	log  *slog.Logger
 	done chan struct{}
 
-	mu     sync.Mutex
-	active map[string]record // key hash -> record, from watching "a.*"
+	confirms bool   // Next confirms events: markers are claimed, then published
+	maxValue int    // the bucket's largest value; 0 when unknown
+	startRev uint64 // the bucket's last revision when the ledger opened it
+	maxAge   time.Duration
+
+	marks     chan markJob // markers to set to published
+	stopMarks chan struct{}
+	marksDone chan struct{}
+	closeOnce sync.Once
+
+	mu          sync.Mutex
+	active      map[string]record        // key hash -> record, from watching "a.*"
+	unconfirmed map[string]claimRef      // event id -> its marker, claimed by this instance
+	foreign     map[string]*foreignClaim // marker key -> claimed by another instance
 
 	m ledgerMetrics
 }
 
-// job is one event to check, or one end of a call this instance does not
-// know (end set).
+// job is one event to check, one end of a call this instance does not
+// know (end set), or a marker to take over from a gone owner (takeover
+// set).
 type job struct {
-	ev  events.Event
-	end *unknownEnd
+	ev       events.Event
+	at       time.Time // when the event reached the ledger
+	end      *unknownEnd
+	takeover *takeoverJob
+}
+
+// takeoverJob names a marker claimed by owner, to take over; overdue
+// once it has waited holdLimit.
+type takeoverJob struct {
+	key, owner string
+	overdue    bool
 }
 
 type unknownEnd struct {
@@ -139,6 +180,9 @@ func NewLedger(ctx context.Context, o LedgerOptions) (*Ledger, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.TakeoverAfter <= 0 {
+		o.TakeoverAfter = DefaultTakeoverAfter
+	}
 	js, err := jetstream.New(o.Conn)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: jetstream: %w", err)
@@ -149,19 +193,30 @@ func NewLedger(ctx context.Context, o LedgerOptions) (*Ledger, error) {
 	}
 	kv, err := kvwatch.OpenBucket(ctx, js, jetstream.KeyValueConfig{
 		Bucket: o.Bucket, Description: "routr call ledger", History: 1, TTL: maxAge,
-		MaxValueSize: 4096, Storage: jetstream.FileStorage, Replicas: o.Replicas,
+		MaxValueSize: 16 << 10, Storage: jetstream.FileStorage, Replicas: o.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: ledger: %w", err)
 	}
-	l := &Ledger{o: o, kv: kv, log: o.Logger, done: make(chan struct{}), seed: maphash.MakeSeed(),
-		active: make(map[string]record)}
+	l := &Ledger{o: o, kv: kv, log: o.Logger, maxAge: maxAge, done: make(chan struct{}), seed: maphash.MakeSeed(),
+		active: make(map[string]record), unconfirmed: make(map[string]claimRef), foreign: make(map[string]*foreignClaim),
+		marks: make(chan markJob, max(o.QueueSize, 1)), stopMarks: make(chan struct{}), marksDone: make(chan struct{})}
+	if st, err := kv.Status(ctx); err == nil {
+		if b, ok := st.(*jetstream.KeyValueBucketStatus); ok && b.StreamInfo() != nil {
+			l.maxValue = int(b.StreamInfo().Config.MaxMsgSize) // an older bucket may hold 4096
+			l.startRev = b.StreamInfo().State.LastSeq
+		}
+	}
 	for range ledgerWorkers {
 		l.qs = append(l.qs, make(chan job, max(o.QueueSize/ledgerWorkers, 1)))
 	}
 	if l.m, err = newLedgerMetrics(o.Registerer, l); err != nil {
 		return nil, err
 	}
+	if c, ok := o.Next.(events.Confirmer); ok {
+		l.confirms = c.OnSent(l.confirmed)
+	}
+	go l.markLoop()
 	return l, nil
 }
 
@@ -174,7 +229,7 @@ func (l *Ledger) Publish(e events.Event) {
 		return
 	}
 	select {
-	case l.queue(callIDOf(e.Body)) <- job{ev: e}:
+	case l.queue(callIDOf(e.Body)) <- job{ev: e, at: time.Now()}:
 	default:
 		l.m.outcome("overflow")
 		l.o.Next.Publish(e)
@@ -202,6 +257,9 @@ func (l *Ledger) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	watchCtx, stop := context.WithCancel(ctx)
 	wg.Go(func() { l.watch(watchCtx) })
+	if l.confirms && l.o.Alive != nil {
+		wg.Go(func() { l.watchMarkers(watchCtx) })
+	}
 	for _, q := range l.qs {
 		wg.Go(func() {
 			for {
@@ -220,6 +278,9 @@ func (l *Ledger) Run(ctx context.Context) {
 		select {
 		case <-tick.C:
 			l.sweep()
+			if l.confirms && l.o.Alive != nil {
+				l.sweepClaims(l.o.Now())
+			}
 		case <-ctx.Done():
 			stop()
 			wg.Wait()
@@ -276,7 +337,7 @@ func (l *Ledger) drain() {
 			select {
 			case j := <-q:
 				if ctx.Err() != nil {
-					if j.end == nil {
+					if j.end == nil && j.takeover == nil {
 						l.o.Next.Publish(j.ev)
 					}
 					continue
@@ -294,6 +355,10 @@ func (l *Ledger) handle(ctx context.Context, j job) {
 		l.endUnknown(ctx, j.end)
 		return
 	}
+	if j.takeover != nil {
+		l.takeover(ctx, j.takeover)
+		return
+	}
 	var body struct {
 		CallID     string    `json:"callId"`
 		From       string    `json:"from"`
@@ -308,12 +373,14 @@ func (l *Ledger) handle(ctx context.Context, j job) {
 	h := callKey(body.CallID)
 	switch j.ev.Type {
 	case events.TypeCallStarted:
-		if !l.claim(ctx, "s."+h, j.ev.ID) {
+		rev, ok := l.claim(ctx, "s."+h, j.ev)
+		l.m.claimed.Observe(time.Since(j.at).Seconds())
+		if !ok || l.crashed("claimed", j.ev) {
 			return
 		}
 		rec := record{CallID: body.CallID, From: body.From, To: body.To, Start: body.StartTime, Owner: l.o.Instance}
 		l.putRecord(ctx, h, rec)
-		l.o.Next.Publish(j.ev)
+		l.handOn(j.ev, "s."+h, rev)
 	case events.TypeCallAnswered:
 		if rec, rev, ok := l.getRecord(ctx, h); ok {
 			rec.Answer = body.AnswerTime
@@ -325,21 +392,30 @@ func (l *Ledger) handle(ctx context.Context, j job) {
 		}
 		l.o.Next.Publish(j.ev)
 	case events.TypeCallEnded:
-		if !l.claim(ctx, "e."+h, j.ev.ID) {
+		rev, ok := l.claim(ctx, "e."+h, j.ev)
+		l.m.claimed.Observe(time.Since(j.at).Seconds())
+		if !ok || l.crashed("claimed", j.ev) {
 			return
 		}
 		l.deleteRecord(ctx, h)
-		l.o.Next.Publish(j.ev)
+		l.handOn(j.ev, "e."+h, rev)
 	}
 }
 
-// claim creates key if absent, with the event's id as value, and reports
-// whether this instance may publish the event: it created the key (maybe
-// in an earlier attempt whose answer was lost: the value says so), or
-// NATS could not tell after a few attempts (then the event goes out
-// unchecked rather than not at all).
-func (l *Ledger) claim(ctx context.Context, key, eventID string) bool {
-	val := []byte(eventID)
+// crashed reports whether a test makes this instance die at step.
+func (l *Ledger) crashed(step string, e events.Event) bool {
+	return l.o.crashAt != nil && l.o.crashAt(step, e)
+}
+
+// claim creates key if absent, with the event's marker as value, and
+// reports whether this instance may publish the event: it created the
+// key (maybe in an earlier attempt whose answer was lost: the value says
+// so), or NATS could not tell after a few attempts (then the event goes
+// out unchecked rather than not at all). rev is the marker's revision
+// when it is claimed, to be set to published once the event is
+// confirmed; 0 otherwise.
+func (l *Ledger) claim(ctx context.Context, key string, ev events.Event) (rev uint64, ok bool) {
+	val, claimed := l.markerValue(ev)
 	var err error
 	for attempt := range 3 {
 		if attempt > 0 {
@@ -349,7 +425,7 @@ func (l *Ledger) claim(ctx context.Context, key, eventID string) bool {
 			}
 		}
 		opCtx, cancel := context.WithTimeout(context.Background(), opTimeout)
-		_, err = l.kv.Create(opCtx, key, val)
+		rev, err = l.kv.Create(opCtx, key, val)
 		if kvwatch.IsConflict(err) {
 			e, gerr := l.kv.Get(opCtx, key)
 			cancel()
@@ -357,22 +433,28 @@ func (l *Ledger) claim(ctx context.Context, key, eventID string) bool {
 				err = gerr
 				continue
 			}
-			if string(e.Value()) == eventID {
+			if m, _ := parseMarker(e.Value()); m.ID == ev.ID {
 				l.m.outcome("published")
-				return true
+				if claimed && m.State == stateClaimed && m.Owner == l.o.Instance {
+					return e.Revision(), true
+				}
+				return 0, true
 			}
 			l.m.outcome("duplicate")
-			return false
+			return 0, false
 		}
 		cancel()
 		if err == nil {
 			l.m.outcome("published")
-			return true
+			if !claimed {
+				rev = 0
+			}
+			return rev, true
 		}
 	}
 	l.m.outcome("unchecked")
 	l.log.Warn("call ledger unavailable: event published unchecked", "key", key, "error", err)
-	return true
+	return 0, true
 }
 
 func (l *Ledger) putRecord(ctx context.Context, h string, rec record) {
@@ -424,12 +506,19 @@ func (l *Ledger) endUnknown(ctx context.Context, u *unknownEnd) {
 		StartTime: rec.Start, AnswerTime: rec.Answer, EndTime: u.at,
 		HangupCause: u.cause, SIPCode: u.code, ExtraHeaders: u.h,
 	})
-	if !l.claim(ctx, "e."+h, ev.ID) {
+	if l.confirms && l.o.Alive != nil && rec.Owner != l.o.Instance {
+		// Its call.started may still be claimed by the gone owner: out
+		// with it first. (Should another instance hold it, the end goes
+		// anyway: there is no later chance for it.)
+		l.startPublished(ctx, h, rec.Owner)
+	}
+	rev, ok := l.claim(ctx, "e."+h, ev)
+	if !ok {
 		return
 	}
 	l.deleteRecord(ctx, h)
 	l.m.outcome("ended_elsewhere")
-	l.o.Next.Publish(ev)
+	l.handOn(ev, "e."+h, rev)
 }
 
 // watch follows the active records, for sweep.
@@ -489,19 +578,28 @@ func callKey(callID string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:18])
 }
 
-type ledgerMetrics struct{ outcomes *prometheus.CounterVec }
+type ledgerMetrics struct {
+	outcomes *prometheus.CounterVec
+	claimed  prometheus.Histogram
+}
 
 func (m ledgerMetrics) outcome(o string) { m.outcomes.WithLabelValues(o).Inc() }
 
 func newLedgerMetrics(reg prometheus.Registerer, l *Ledger) (ledgerMetrics, error) {
 	m := ledgerMetrics{outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "routr", Subsystem: "cluster", Name: "ledger_events_total",
-		Help: "Call events through the shared call ledger: published, duplicate (another instance published it), unchecked (ledger unavailable), overflow (queue full), ended_elsewhere, left_to_owner (the routing instance is up), not_followed.",
-	}, []string{"outcome"})}
+		Help: "Call events through the shared call ledger: published, duplicate (another instance published it), unchecked (ledger unavailable), overflow (queue full), ended_elsewhere, left_to_owner (the routing instance is up), not_followed; republished (the event of a gone instance), takeover_lost (another instance republished it), taken_over (another instance took this one's marker), end_held (call.ended waits for call.started), unmarked, mark_failed, too_big (event too big for its marker: no takeover).",
+	}, []string{"outcome"}),
+		claimed: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "routr", Subsystem: "cluster", Name: "ledger_claim_seconds",
+			Help:    "From a call event reaching the ledger to its marker written: the window in which an instance killed loses the event.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.outcomes,
+	for _, c := range []prometheus.Collector{m.outcomes, m.claimed,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "routr", Subsystem: "cluster", Name: "ledger_queue_length",
 			Help: "Call events waiting for the ledger (bounded by its queue size).",
@@ -510,6 +608,10 @@ func newLedgerMetrics(reg prometheus.Registerer, l *Ledger) (ledgerMetrics, erro
 			Namespace: "routr", Subsystem: "cluster", Name: "active_calls",
 			Help: "Active calls of every instance, as this instance follows them in the ledger.",
 		}, func() float64 { l.mu.Lock(); defer l.mu.Unlock(); return float64(len(l.active)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "routr", Subsystem: "cluster", Name: "ledger_unconfirmed",
+			Help: "Markers this instance claimed whose event the NATS server has not confirmed yet.",
+		}, func() float64 { l.mu.Lock(); defer l.mu.Unlock(); return float64(len(l.unconfirmed)) }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return m, fmt.Errorf("cluster: register metrics: %w", err)

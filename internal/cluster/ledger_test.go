@@ -79,7 +79,7 @@ func startLedgerWith(t *testing.T, url, bucket string, maxDuration time.Duration
 	go l.Run(runCtx)
 	in := &instance{l: l, out: out}
 	var once sync.Once
-	in.stop = func() { once.Do(func() { stop(); <-l.Done(); nc.Close() }) }
+	in.stop = func() { once.Do(func() { stop(); <-l.Done(); l.Close(); nc.Close() }) }
 	t.Cleanup(in.stop)
 	return in
 }
@@ -94,13 +94,18 @@ func total(ins []*instance, typ string) int {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for range 500 {
+	waitWithin(t, 5*time.Second, what, cond)
+}
+
+// waitWithin polls cond every 10 ms for up to d.
+func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if cond() {
 			return
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("not within 5s: %s", what)
+	t.Fatalf("not within %s: %s", d, what)
 }
 
 func started(callID string, at time.Time) events.Event {

@@ -235,6 +235,10 @@ type Events struct {
 	QueueSize int
 	// Durable publishes through JetStream.
 	Durable bool
+	// StreamReplicas is EVENTS_STREAM_REPLICAS, the replicas of the
+	// events stream when the edge creates it; 0 means 3, or 1 when the
+	// NATS cluster is smaller.
+	StreamReplicas int
 }
 
 // Default returns the configuration used when there is no file and no

@@ -70,6 +70,7 @@
 //	EMBEDDED_NATS                   false                    start an in-process NATS server
 //	EVENTS_QUEUE_SIZE               65536                    events buffered between SIP and publishers
 //	EVENTS_DURABLE                  false                    publish through JetStream
+//	EVENTS_STREAM_REPLICAS          3, or 1 on a smaller cluster  replicas of the events stream the edge creates
 //	MAX_CALL_DURATION               4h                       end longer calls; 0 means no limit
 //	LOCATION_MAX_BINDINGS           1000000                  cap on registered contacts
 //	SIP_TRANSACTION_LINGER          5s                       keep finished UDP INVITE transactions this long

@@ -227,6 +227,7 @@ func applyEnv(cfg *Config, env func(string) string) []string {
 	e.strictBool("EMBEDDED_NATS", &cfg.Events.Embedded)
 	e.positive("EVENTS_QUEUE_SIZE", 1<<24, &cfg.Events.QueueSize)
 	e.strictBool("EVENTS_DURABLE", &cfg.Events.Durable)
+	e.positive("EVENTS_STREAM_REPLICAS", 5, &cfg.Events.StreamReplicas)
 
 	e.duration("MAX_CALL_DURATION", 0, false, &cfg.MaxCallDuration)
 	e.positive("LOCATION_MAX_BINDINGS", 1<<30, &cfg.MaxBindings)

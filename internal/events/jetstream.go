@@ -24,6 +24,9 @@ type JetStreamOptions struct {
 	// name is created when missing (file storage) and used as it is when
 	// it exists.
 	Stream string
+	// Replicas of a stream we create; 0 means 3, or 1 when the NATS
+	// cluster has fewer than three servers (or none: a single server).
+	Replicas int
 	// DuplicateWindow is the de-duplication window of a stream we create;
 	// default 10 minutes. A re-sent event is removed as a duplicate if the
 	// first copy was stored less than this long before.
@@ -170,26 +173,42 @@ func (p *JetStreamPublisher) ready(ctx context.Context, nc *nats.Conn) (jetstrea
 	}
 	_, err := p.js.Stream(ctx, p.o.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		_, err = p.js.CreateStream(ctx, jetstream.StreamConfig{
-			Name:        p.o.Stream,
-			Description: "routr-go call and registration events",
-			Subjects:    []string{p.o.Subject + ".>"},
-			Storage:     jetstream.FileStorage,
-			Duplicates:  p.o.DuplicateWindow,
-			MaxAge:      p.o.MaxAge,
-		})
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			err = nil
-		}
-		if err == nil {
-			p.c.log.Info("created events stream", "stream", p.o.Stream, "subjects", p.o.Subject+".>")
-		}
+		err = p.create(ctx)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", p.o.Stream, err)
 	}
 	p.streamOK = true
 	return p.js, nil
+}
+
+// create creates the stream with the replicas asked for or, when none
+// were, with three and then, if the cluster cannot hold three, one.
+func (p *JetStreamPublisher) create(ctx context.Context) error {
+	replicas := []int{p.o.Replicas}
+	if p.o.Replicas <= 0 {
+		replicas = []int{3, 1}
+	}
+	var err error
+	for _, r := range replicas {
+		_, err = p.js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:        p.o.Stream,
+			Description: "routr-go call and registration events",
+			Subjects:    []string{p.o.Subject + ".>"},
+			Storage:     jetstream.FileStorage,
+			Replicas:    r,
+			Duplicates:  p.o.DuplicateWindow,
+			MaxAge:      p.o.MaxAge,
+		})
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil // another instance created it
+		}
+		if err == nil {
+			p.c.log.Info("created events stream", "stream", p.o.Stream, "subjects", p.o.Subject+".>", "replicas", r)
+			return nil
+		}
+	}
+	return err
 }
 
 // Close closes the connection (after the queue in front was closed).

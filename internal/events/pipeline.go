@@ -28,6 +28,10 @@ type Config struct {
 	Durable bool
 	// Stream names the JetStream stream; default DefaultStream.
 	Stream string
+	// Replicas of the stream when the publisher creates it
+	// (EVENTS_STREAM_REPLICAS, beyond); 0 means 3, or 1 when the NATS
+	// cluster is smaller.
+	Replicas int
 	// QueueBound is the most events kept per publisher while it is slow or
 	// away (EVENTS_QUEUE_SIZE, beyond); default DefaultQueueBound.
 	QueueBound int
@@ -52,6 +56,7 @@ type PipelineOptions struct {
 type Pipeline struct {
 	sink    Sink
 	queues  []*Queue
+	nats    *Queue // the NATS publisher's queue, if any: see OnSent
 	closers []func()
 }
 
@@ -76,7 +81,7 @@ func NewPipeline(c Config, o PipelineOptions) (*Pipeline, error) {
 		conn := ConnOptions{URL: c.NATSURL, Logger: o.Logger, Registerer: o.Registerer}
 		var pub Publisher
 		if c.Durable {
-			js, err := NewJetStreamPublisher(JetStreamOptions{ConnOptions: conn, Subject: c.Subject, Stream: c.Stream})
+			js, err := NewJetStreamPublisher(JetStreamOptions{ConnOptions: conn, Subject: c.Subject, Stream: c.Stream, Replicas: c.Replicas})
 			if err != nil {
 				return nil, err
 			}
@@ -94,6 +99,7 @@ func NewPipeline(c Config, o PipelineOptions) (*Pipeline, error) {
 			p.closeAll()
 			return nil, err
 		}
+		p.nats = p.queues[len(p.queues)-1]
 		o.Logger.Info("NATS events publisher enabled", "url", c.NATSURL, "subject", c.Subject, "durable", c.Durable)
 	}
 	if c.ConsoleEnabled {
@@ -116,6 +122,17 @@ func NewPipeline(c Config, o PipelineOptions) (*Pipeline, error) {
 
 // Publish hands e to every enabled publisher's queue; it never blocks.
 func (p *Pipeline) Publish(e Event) { p.sink.Publish(e) }
+
+// OnSent implements Confirmer: f learns of the events the NATS server
+// confirmed (its ack in durable mode, a PING/PONG round trip otherwise).
+// Without a NATS publisher it reports false.
+func (p *Pipeline) OnSent(f func([]Event)) bool {
+	if p.nats == nil {
+		return false
+	}
+	p.nats.OnSent(f)
+	return true
+}
 
 // Run drains every queue until ctx ends or Close has flushed them.
 func (p *Pipeline) Run(ctx context.Context) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,6 +85,8 @@ type Queue struct {
 	sem      chan struct{} // held by the goroutine draining: Run or Close
 	abortCtx context.Context
 	abort    context.CancelFunc
+
+	onSent atomic.Pointer[func([]Event)] // see OnSent
 
 	published    prometheus.Counter
 	failures     prometheus.Counter
@@ -187,6 +190,12 @@ func (q *Queue) Publish(e Event) {
 	default:
 	}
 }
+
+// OnSent registers f, called with every run of events the publisher has
+// just confirmed, in order, from the goroutine that drains the queue: f
+// must not block, and must not keep the slice. Set it before Run; a later
+// call replaces it.
+func (q *Queue) OnSent(f func([]Event)) { q.onSent.Store(&f) }
 
 // Len returns the number of events waiting to be confirmed.
 func (q *Queue) Len() int {
@@ -297,13 +306,16 @@ func (q *Queue) drain(ctx context.Context) {
 		}
 
 		sent, err := q.send(ctx, batch)
-		clear(batch)
 		if sent > 0 {
 			q.mu.Lock()
 			q.r.pop(sent)
 			q.mu.Unlock()
 			q.published.Add(float64(sent))
+			if f := q.onSent.Load(); f != nil {
+				(*f)(batch[:sent])
+			}
 		}
+		clear(batch)
 		if err == nil {
 			if !failingSince.IsZero() {
 				q.log.Info("events publishing again", "after", time.Since(failingSince).Round(time.Millisecond))

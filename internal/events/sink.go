@@ -18,6 +18,17 @@ type SinkFunc func(Event)
 // Publish calls f(e).
 func (f SinkFunc) Publish(e Event) { f(e) }
 
+// Confirmer is a Sink that can tell when the events it accepted have left
+// the process: the call ledger (internal/cluster) marks an event published
+// only then, so that another instance publishes it if this one dies first.
+type Confirmer interface {
+	Sink
+	// OnSent registers f, called with each run of events the server has
+	// confirmed; f must not block. It reports false when no confirmation
+	// will ever come (no NATS publisher), and then registers nothing.
+	OnSent(f func([]Event)) bool
+}
+
 // Discard is a Sink that drops every event: publishing turned off.
 type Discard struct{}
 

@@ -297,6 +297,13 @@ func phoneAt(t *testing.T, transport, user string, e *clusterEdge) *siptest.Phon
 // before the edges start, so that one node down stops no publishing.
 func startEventsStream(t *testing.T, urls string) *nats.Conn {
 	t.Helper()
+	return createEventsStream(t, urls, 3)
+}
+
+// createEventsStream creates the events stream with replicas and returns a
+// connection to read it.
+func createEventsStream(t *testing.T, urls string, replicas int) *nats.Conn {
+	t.Helper()
 	nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -309,7 +316,7 @@ func startEventsStream(t *testing.T, urls string) *nats.Conn {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: eventsStream, Subjects: []string{"routr.>"},
-		Storage: jetstream.FileStorage, Replicas: 3, Duplicates: 2 * time.Minute}); err != nil {
+		Storage: jetstream.FileStorage, Replicas: replicas, Duplicates: 2 * time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	return nc
