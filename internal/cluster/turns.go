@@ -38,6 +38,9 @@ type TurnsOptions struct {
 	// Registerer receives routr_cluster_turns_total; nil registers
 	// nothing.
 	Registerer prometheus.Registerer
+	// Timeout bounds the wait for the shared counter, after which the
+	// turn is local; 0 means 250 ms (the SIP path waits on it).
+	Timeout time.Duration
 }
 
 // Turns are round-robin counters shared by every instance: each call
@@ -47,8 +50,9 @@ type TurnsOptions struct {
 // quarter second, the turn comes from a counter in the process instead:
 // calls are still spread, only not in strict turn across instances.
 type Turns struct {
-	kv    jetstream.KeyValue
-	nc    *nats.Conn
+	kv      jetstream.KeyValue
+	nc      *nats.Conn
+	timeout time.Duration
 	local sync.Map // key -> *atomic.Uint64; keys come from resources
 	taken *prometheus.CounterVec
 }
@@ -75,7 +79,10 @@ func NewTurns(ctx context.Context, o TurnsOptions) (*Turns, error) {
 	t := &Turns{kv: kv, nc: o.Conn, taken: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "routr", Subsystem: "cluster", Name: "turns_total",
 		Help: "Round-robin turns taken from the shared counters (shared) or, with NATS away, from this instance's (local).",
-	}, []string{"source"})}
+	}, []string{"source"}), timeout: o.Timeout}
+	if t.timeout <= 0 {
+		t.timeout = turnTimeout
+	}
 	if o.Registerer != nil {
 		if err := o.Registerer.Register(t.taken); err != nil {
 			return nil, fmt.Errorf("cluster: register metrics: %w", err)
@@ -102,11 +109,11 @@ func (t *Turns) Next(key string) uint64 {
 }
 
 func (t *Turns) shared(key string) (uint64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), turnTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
 	defer cancel()
 	sum := sha256.Sum256([]byte(key))
 	k := "t." + base64.RawURLEncoding.EncodeToString(sum[:18])
-	for attempt := range 16 {
+	for attempt := range 256 { // bounded by ctx first, in practice
 		if attempt > 0 {
 			// Lost a race: wait a random moment so the racers spread.
 			select {
