@@ -53,8 +53,8 @@ type Turns struct {
 	kv      jetstream.KeyValue
 	nc      *nats.Conn
 	timeout time.Duration
-	local sync.Map // key -> *atomic.Uint64; keys come from resources
-	taken *prometheus.CounterVec
+	local   sync.Map // key -> *atomic.Uint64; keys come from resources
+	taken   *prometheus.CounterVec
 }
 
 // NewTurns opens (or creates) the counters' bucket.
