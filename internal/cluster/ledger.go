@@ -305,11 +305,23 @@ func callIDOf(body []byte) []byte {
 		return nil
 	}
 	rest := body[i+len(k):]
+	escaped := false
 	for j := 0; j < len(rest); j++ {
 		switch rest[j] {
 		case '\\':
+			escaped = true
 			j++
 		case '"':
+			if !escaped {
+				return rest[:j]
+			}
+			// Rare: decode, so that the queue is the one EndUnknown
+			// and takeovers pick from the plain Call-ID.
+			var id string
+			start := i + len(k) - 1 // the opening quote
+			if json.Unmarshal(body[start:start+j+2], &id) == nil {
+				return []byte(id)
+			}
 			return rest[:j]
 		}
 	}

@@ -248,7 +248,8 @@ func TestLedgerOrderPerCall(t *testing.T) {
 func TestCallIDOf(t *testing.T) {
 	for body, want := range map[string]string{
 		`{"callId":"abc","from":"x"}`:  "abc",
-		`{"callId":"a\"b\\","to":"y"}`: `a\"b\\`,
+		`{"callId":"a\"b\\","to":"y"}`: `a"b\`, // decoded: EndUnknown hashes the plain Call-ID
+		`{"callId":"\u003cx\u003e"}`:   "<x>",
 		`{"from":"x"}`:                 "",
 		`{"callId":"unterminated`:      "unterminated",
 		`{"callId":"ends\`:             `ends\`,
