@@ -55,11 +55,13 @@ func Build(rs []Resource) (*Set, error) {
 	}
 
 	// Copy, normalize and check each resource on its own.
+	var pk packer // pack.go
 	for _, r := range rs {
 		r = clone(r)
 		if r == nil {
 			continue
 		}
+		pk.resource(r)
 		switch x := r.(type) {
 		case *Domain:
 			add(&s.domains, x, KindDomain, c.domain)
@@ -77,9 +79,12 @@ func Build(rs []Resource) (*Set, error) {
 			add(&s.acls, x, KindACL, c.acl)
 		}
 		s.all = append(s.all, r)
-		c.probs = append(c.probs, r.Meta().problems...)
-		s.warnings = append(s.warnings, r.Meta().warnings...)
+		if n := r.Meta().notes; n != nil {
+			c.probs = append(c.probs, n.problems...)
+			s.warnings = append(s.warnings, n.warnings...)
+		}
 	}
+	pk.flush()
 
 	// Refs are unique across all kinds, as in Routr.
 	for _, r := range s.all {
@@ -138,17 +143,18 @@ func Build(rs []Resource) (*Set, error) {
 		}
 	}
 
-	// Resolve references.
+	// Resolve references; a resolved reference field then shares its
+	// target's Ref (pack.go).
 	for _, d := range s.domains {
-		d.ACL = resolve[*AccessControlList](s, &c, &d.Base, "spec.accessControlListRef", d.AccessControlListRef, KindACL)
+		d.ACL = resolve[*AccessControlList](s, &c, &d.Base, "spec.accessControlListRef", &d.AccessControlListRef, KindACL)
 		for i := range d.EgressPolicies {
 			e := &d.EgressPolicies[i]
-			e.Number = resolve[*Number](s, &c, &d.Base, fmt.Sprintf("spec.context.egressPolicies[%d].numberRef", i), e.NumberRef, KindNumber)
+			e.Number = resolve[*Number](s, &c, &d.Base, fmt.Sprintf("spec.context.egressPolicies[%d].numberRef", i), &e.NumberRef, KindNumber)
 		}
 	}
 	for _, a := range s.agents {
-		a.Domain = resolve[*Domain](s, &c, &a.Base, "spec.domainRef", a.DomainRef, KindDomain)
-		a.Credentials = resolve[*Credentials](s, &c, &a.Base, "spec.credentialsRef", a.CredentialsRef, KindCredentials)
+		a.Domain = resolve[*Domain](s, &c, &a.Base, "spec.domainRef", &a.DomainRef, KindDomain)
+		a.Credentials = resolve[*Credentials](s, &c, &a.Base, "spec.credentialsRef", &a.CredentialsRef, KindCredentials)
 		if a.Domain == nil || a.Username == "" {
 			continue
 		}
@@ -160,16 +166,16 @@ func Build(rs []Resource) (*Set, error) {
 		s.agentByUser[k] = a
 	}
 	for _, p := range s.peers {
-		p.Credentials = resolve[*Credentials](s, &c, &p.Base, "spec.credentialsRef", p.CredentialsRef, KindCredentials)
-		p.ACL = resolve[*AccessControlList](s, &c, &p.Base, "spec.accessControlListRef", p.AccessControlListRef, KindACL)
+		p.Credentials = resolve[*Credentials](s, &c, &p.Base, "spec.credentialsRef", &p.CredentialsRef, KindCredentials)
+		p.ACL = resolve[*AccessControlList](s, &c, &p.Base, "spec.accessControlListRef", &p.AccessControlListRef, KindACL)
 	}
 	for _, n := range s.numbers {
-		n.Trunk = resolve[*Trunk](s, &c, &n.Base, "spec.trunkRef", n.TrunkRef, KindTrunk)
+		n.Trunk = resolve[*Trunk](s, &c, &n.Base, "spec.trunkRef", &n.TrunkRef, KindTrunk)
 	}
 	for _, t := range s.trunks {
-		t.ACL = resolve[*AccessControlList](s, &c, &t.Base, "spec.inbound.accessControlListRef", t.AccessControlListRef, KindACL)
-		t.InboundCredentials = resolve[*Credentials](s, &c, &t.Base, "spec.inbound.credentialsRef", t.InboundCredentialsRef, KindCredentials)
-		t.OutboundCredentials = resolve[*Credentials](s, &c, &t.Base, "spec.outbound.credentialsRef", t.OutboundCredentialsRef, KindCredentials)
+		t.ACL = resolve[*AccessControlList](s, &c, &t.Base, "spec.inbound.accessControlListRef", &t.AccessControlListRef, KindACL)
+		t.InboundCredentials = resolve[*Credentials](s, &c, &t.Base, "spec.inbound.credentialsRef", &t.InboundCredentialsRef, KindCredentials)
+		t.OutboundCredentials = resolve[*Credentials](s, &c, &t.Base, "spec.outbound.credentialsRef", &t.OutboundCredentialsRef, KindCredentials)
 	}
 
 	if err := validationError(c.probs); err != nil {
@@ -181,8 +187,7 @@ func Build(rs []Resource) (*Set, error) {
 	// reported by now: the Set's copies drop it. At 100,000 agents with
 	// credentials it was most of the Set's memory.
 	for _, r := range s.all {
-		b := r.Meta()
-		b.lines, b.bad, b.problems, b.warnings = nil, nil, nil, nil
+		r.Meta().notes = nil
 	}
 	return s, nil
 }
@@ -194,16 +199,17 @@ func add[T Resource](list *[]T, x T, kind Kind, check func(T)) {
 	*list = append(*list, x)
 }
 
-// resolve looks up ref for b's field, reporting a dangling reference or
+// resolve looks up *ref for b's field, reporting a dangling reference or
 // one to the wrong kind. An empty ref resolves to nil without complaint.
-func resolve[T Resource](s *Set, c *checker, b *Base, field, ref string, want Kind) T {
+// Once resolved, *ref is the target's Ref: equal, and stored once.
+func resolve[T Resource](s *Set, c *checker, b *Base, field string, ref *string, want Kind) T {
 	var zero T
-	if ref == "" {
+	if *ref == "" {
 		return zero
 	}
-	r, ok := s.byRef[ref]
+	r, ok := s.byRef[*ref]
 	if !ok {
-		c.add(b, field, "references unknown %s %q", want, ref)
+		c.add(b, field, "references unknown %s %q", want, *ref)
 		return zero
 	}
 	t, ok := r.(T)
@@ -211,6 +217,7 @@ func resolve[T Resource](s *Set, c *checker, b *Base, field, ref string, want Ki
 		c.add(b, field, "references %s, want a %s", where(r.Meta()), want)
 		return zero
 	}
+	*ref = t.Meta().Ref
 	return t
 }
 
