@@ -11,8 +11,8 @@ import (
 // it; a nil *Set answers every lookup with nil. The resources it returns
 // are shared: callers must not modify them.
 type Set struct {
-	all   []Resource
-	byRef map[string]Resource
+	all  []Resource
+	refs index // index.go: positions in all, by Ref
 
 	domains     []*Domain
 	agents      []*Agent
@@ -23,15 +23,13 @@ type Set struct {
 	acls        []*AccessControlList
 
 	domainByURI map[string]*Domain
-	agentByUser map[agentKey]*Agent
+	agentByUser index // positions in agents, by DomainRef and Username
 	numberByTel map[string]*Number
 	trunkByURI  map[string]*Trunk
 	peerByUser  map[string]*Peer
 	peersByAOR  map[string][]*Peer
 	warnings    []Problem
 }
-
-type agentKey struct{ domainRef, username string }
 
 // Build validates rs and links them into a Set: every field value is
 // checked, refs must be unique across all kinds, domain URIs, tel URLs,
@@ -45,9 +43,7 @@ type agentKey struct{ domainRef, username string }
 func Build(rs []Resource) (*Set, error) {
 	var c checker
 	s := &Set{
-		byRef:       make(map[string]Resource, len(rs)),
 		domainByURI: make(map[string]*Domain),
-		agentByUser: make(map[agentKey]*Agent),
 		numberByTel: make(map[string]*Number),
 		trunkByURI:  make(map[string]*Trunk),
 		peerByUser:  make(map[string]*Peer),
@@ -87,16 +83,17 @@ func Build(rs []Resource) (*Set, error) {
 	pk.flush()
 
 	// Refs are unique across all kinds, as in Routr.
-	for _, r := range s.all {
+	s.refs = newIndex(len(s.all))
+	for i, r := range s.all {
 		b := r.Meta()
 		if b.Ref == "" {
 			continue
 		}
-		if first, dup := s.byRef[b.Ref]; dup {
+		if first := s.byRef(b.Ref); first != nil {
 			c.add(b, "ref", "duplicate ref, also defined as %s", where(first.Meta()))
 			continue
 		}
-		s.byRef[b.Ref] = r
+		s.refs.insert(s.refs.hash(b.Ref), i)
 	}
 
 	for _, d := range s.domains {
@@ -152,18 +149,18 @@ func Build(rs []Resource) (*Set, error) {
 			e.Number = resolve[*Number](s, &c, &d.Base, fmt.Sprintf("spec.context.egressPolicies[%d].numberRef", i), &e.NumberRef, KindNumber)
 		}
 	}
-	for _, a := range s.agents {
+	s.agentByUser = newIndex(len(s.agents))
+	for i, a := range s.agents {
 		a.Domain = resolve[*Domain](s, &c, &a.Base, "spec.domainRef", &a.DomainRef, KindDomain)
 		a.Credentials = resolve[*Credentials](s, &c, &a.Base, "spec.credentialsRef", &a.CredentialsRef, KindCredentials)
 		if a.Domain == nil || a.Username == "" {
 			continue
 		}
-		k := agentKey{a.DomainRef, a.Username}
-		if first, dup := s.agentByUser[k]; dup {
+		if first := s.Agent(a.DomainRef, a.Username); first != nil {
 			c.add(&a.Base, "spec.username", "%q is also the username of %s in Domain %q", a.Username, where(&first.Base), a.DomainRef)
 			continue
 		}
-		s.agentByUser[k] = a
+		s.agentByUser.insert(s.agentByUser.hash2(a.DomainRef, a.Username), i)
 	}
 	for _, p := range s.peers {
 		p.Credentials = resolve[*Credentials](s, &c, &p.Base, "spec.credentialsRef", &p.CredentialsRef, KindCredentials)
@@ -207,8 +204,8 @@ func resolve[T Resource](s *Set, c *checker, b *Base, field string, ref *string,
 	if *ref == "" {
 		return zero
 	}
-	r, ok := s.byRef[*ref]
-	if !ok {
+	r := s.byRef(*ref)
+	if r == nil {
 		c.add(b, field, "references unknown %s %q", want, *ref)
 		return zero
 	}
@@ -309,7 +306,16 @@ func (s *Set) Resource(ref string) Resource {
 	if s == nil {
 		return nil
 	}
-	return s.byRef[ref]
+	return s.byRef(ref)
+}
+
+// byRef returns the resource with ref, or nil.
+func (s *Set) byRef(ref string) Resource {
+	i := s.refs.find(s.refs.hash(ref), func(i int) bool { return s.all[i].Meta().Ref == ref })
+	if i < 0 {
+		return nil
+	}
+	return s.all[i]
 }
 
 // All returns every resource in load order.
@@ -347,7 +353,14 @@ func (s *Set) Agent(domainRef, username string) *Agent {
 	if s == nil {
 		return nil
 	}
-	return s.agentByUser[agentKey{domainRef, username}]
+	i := s.agentByUser.find(s.agentByUser.hash2(domainRef, username), func(i int) bool {
+		a := s.agents[i]
+		return a.Username == username && a.DomainRef == domainRef
+	})
+	if i < 0 {
+		return nil
+	}
+	return s.agents[i]
 }
 
 // AgentByRef returns the Agent with ref.
@@ -462,7 +475,7 @@ func lookup[T Resource](s *Set, ref string) T {
 	if s == nil {
 		return zero
 	}
-	t, _ := s.byRef[ref].(T)
+	t, _ := s.byRef(ref).(T)
 	return t
 }
 
