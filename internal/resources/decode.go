@@ -28,7 +28,7 @@ func newDecoder(file string) *decoder {
 		},
 		Seen: func(field string, line int) {
 			if d.res != nil {
-				d.res.notes.lines[field] = line
+				d.res.notes.lines = append(d.res.notes.lines, fieldLine{field, line})
 			}
 		},
 	}

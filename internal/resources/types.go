@@ -75,9 +75,12 @@ type Base struct {
 
 // parseNotes is what Parse records about a resource beside its fields.
 type parseNotes struct {
-	// lines maps a field path ("spec.domainRef") to the line it was read
-	// from, so that Build can point at the field it complains about.
-	lines map[string]int
+	// lines are the field paths ("spec.domainRef") seen, with the line
+	// each was read from, so that Build can point at the field it
+	// complains about; the last of a path counts. A slice rather than a
+	// map: it is only searched to report a problem, and at 200,000
+	// resources the maps held ~100 MB until Build.
+	lines []fieldLine
 	// bad holds paths that Parse already reported (wrong type), so that
 	// Build does not report them again as missing or invalid.
 	bad map[string]bool
@@ -91,13 +94,23 @@ type parseNotes struct {
 // Meta implements Resource.
 func (b *Base) Meta() *Base { return b }
 
+// fieldLine is a field path and the line it was read from.
+type fieldLine struct {
+	path string
+	line int
+}
+
 // line returns the line field was read from, if Parse saw it.
 func (b *Base) line(field string) (int, bool) {
 	if b.notes == nil {
 		return 0, false
 	}
-	l, ok := b.notes.lines[field]
-	return l, ok
+	for i := len(b.notes.lines) - 1; i >= 0; i-- {
+		if fl := b.notes.lines[i]; fl.path == field {
+			return fl.line, true
+		}
+	}
+	return 0, false
 }
 
 // hasLine reports whether Parse saw field (lines start at 1).
