@@ -14,7 +14,8 @@ import "strings"
 
 // packBlock is the size of one block of packed strings: large enough that
 // the per-allocation overhead vanishes, small enough that a resource kept
-// after its Set is gone keeps little else alive.
+// after its Set is gone keeps little else alive, and the largest of Go's
+// small size classes (a larger block would be rounded up to whole pages).
 const packBlock = 32 << 10
 
 // packer copies strings into blocks; flush must be called before the
@@ -77,11 +78,13 @@ func (p *packer) add(ss ...*string) {
 		if *s == "" {
 			continue
 		}
+		// A block over packBlock would take whole pages (40 KiB for
+		// 32 KiB and a few bytes): flush before.
+		if p.size > 0 && p.size+len(*s) > packBlock {
+			p.flush()
+		}
 		p.pending = append(p.pending, s)
 		p.size += len(*s)
-	}
-	if p.size >= packBlock {
-		p.flush()
 	}
 }
 
