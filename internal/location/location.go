@@ -88,7 +88,8 @@ var (
 	// ErrFull refuses a new binding beyond the store's bound; refreshes and
 	// removals still work. The registrar answers 503 with Retry-After.
 	ErrFull = errors.New("location: too many bindings")
-	// ErrInvalid refuses a binding without AOR or Contact.
+	// ErrInvalid refuses a binding without AOR or Contact (or, absurdly,
+	// with more than 4 GiB of strings).
 	ErrInvalid = errors.New("location: binding needs an AOR and a Contact")
 )
 

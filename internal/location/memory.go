@@ -125,7 +125,17 @@ func (e *entry) binding() Binding {
 	return b
 }
 
-// store makes e hold b. Its strings are copied into one new allocation,
+// fitsEntry reports whether b's strings fit the offsets of an entry (4
+// GiB: any SIP message does).
+func fitsEntry(b *Binding) bool {
+	n := 0
+	for _, f := range strFields(b) {
+		n += len(*f)
+	}
+	return uint64(n) <= math.MaxUint32
+}
+
+// store makes e hold b, whose strings fit (fitsEntry). Its strings are copied into one new allocation,
 // unless they are the ones e holds already (a refresh, usually).
 func (e *entry) store(b *Binding) {
 	e.cseq, e.exp, e.reg, e.sessions = b.CSeq, b.Expires.UnixNano(), b.RegisteredAt.UnixNano(), b.SessionCount
@@ -137,9 +147,6 @@ func (e *entry) store(b *Binding) {
 	}
 	if same {
 		return
-	}
-	if uint64(n) > math.MaxUint32 {
-		panic("location: binding strings longer than 4 GiB")
 	}
 	var sb strings.Builder
 	sb.Grow(n)
@@ -185,7 +192,7 @@ func (m *Memory) shard(aor string) *shard {
 
 // Put implements [Store].
 func (m *Memory) Put(_ context.Context, b Binding) (PutResult, error) {
-	if b.AOR == "" || b.Contact == "" {
+	if b.AOR == "" || b.Contact == "" || !fitsEntry(&b) {
 		return 0, ErrInvalid
 	}
 	now := m.now()
