@@ -39,6 +39,9 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	for _, w := range cfg.Warnings {
 		log.Warn("configuration", "warning", w)
 	}
+	if soft := setDefaultMemoryLimit(env); soft > 0 { // memlimit.go
+		log.Info("soft memory limit: 90% of the cgroup's (GOMEMLIMIT unset)", "bytes", soft)
+	}
 	res, err := openResources(ctx, cfg, log) // store.go: files or a database
 	if err != nil {
 		return err

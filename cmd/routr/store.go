@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -32,6 +33,12 @@ type resourceSource struct {
 // in DATABASE_URL, or the default embedded database (created and seeded
 // from cfg.ResourcesPath on first start).
 func openResources(ctx context.Context, cfg *config.Config, log *slog.Logger) (*resourceSource, error) {
+	// Loading makes garbage several times the size of what it keeps
+	// (the YAML trees of 100,000 agents with credentials: ~650 MB), which
+	// the heap would otherwise hold until its first collections under
+	// traffic, and the runtime give back to the system slowly after
+	// them: collect it and give it back at once.
+	defer debug.FreeOSMemory()
 	st := cfg.Storage
 	if st.Mode() == config.StorageFiles {
 		set, err := resources.LoadDir(cfg.ResourcesPath)

@@ -29,7 +29,8 @@ type Binding struct {
 	// CallID and CSeq order updates (RFC 3261 section 10.3 step 7).
 	CallID string
 	CSeq   uint32
-	// Expires is when the binding lapses.
+	// Expires is when the binding lapses. Stores keep times to the
+	// nanosecond and return them in UTC, without a monotonic reading.
 	Expires time.Time
 	// RegisteredAt is when it was last registered or refreshed; Put sets it
 	// to now when zero. Lookup returns the most recent first.
@@ -87,7 +88,8 @@ var (
 	// ErrFull refuses a new binding beyond the store's bound; refreshes and
 	// removals still work. The registrar answers 503 with Retry-After.
 	ErrFull = errors.New("location: too many bindings")
-	// ErrInvalid refuses a binding without AOR or Contact.
+	// ErrInvalid refuses a binding without AOR or Contact (or, absurdly,
+	// with more than 4 GiB of strings).
 	ErrInvalid = errors.New("location: binding needs an AOR and a Contact")
 )
 

@@ -2,6 +2,7 @@ package location
 
 import (
 	"context"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,13 +65,98 @@ type shard struct {
 	_    [64]byte          // keep neighbouring shards' locks off one cache line
 }
 
-// entry is one stored binding.
+// entry is one stored binding, in 96 bytes plus its strings: a Binding
+// is 192 (eight string headers, two time.Time), and an edge holds one
+// entry per registered contact.
 type entry struct {
-	b    Binding
-	exp  int64 // b.Expires in Unix nanoseconds: cheap heap comparisons
-	next *entry
-	hi   int32  // index in the shard heap
-	rev  uint64 // revision in a shared store's bucket (JetStream copy only)
+	// strs holds the binding's strings back to back, in the order of
+	// strFields, in one allocation: strings sliced from a parsed SIP
+	// message would otherwise keep the whole message alive.
+	strs string
+	// ends are where each string but the last ends in strs.
+	ends     [numStrs - 1]uint32
+	cseq     uint32
+	hi       int32 // index in the shard heap
+	exp      int64 // Expires in Unix nanoseconds: cheap heap comparisons
+	reg      int64 // RegisteredAt in Unix nanoseconds
+	sessions int   // SessionCount
+	next     *entry
+	rev      uint64 // revision in a shared store's bucket (JetStream copy only)
+}
+
+// numStrs is the number of string fields of a Binding; strFields lists
+// them.
+const numStrs = 8
+
+func strFields(b *Binding) [numStrs]*string {
+	return [numStrs]*string{&b.AOR, &b.Contact, &b.Transport, &b.Source, &b.LocalAddr, &b.CallID, &b.UserAgent, &b.Instance}
+}
+
+// str returns the i-th string of strFields.
+func (e *entry) str(i int) string {
+	start := uint32(0)
+	if i > 0 {
+		start = e.ends[i-1]
+	}
+	end := uint32(len(e.strs))
+	if i < numStrs-1 {
+		end = e.ends[i]
+	}
+	return e.strs[start:end]
+}
+
+func (e *entry) aor() string     { return e.str(0) }
+func (e *entry) contact() string { return e.str(1) }
+func (e *entry) callID() string  { return e.str(5) }
+
+// binding returns the stored binding; its strings share the entry's, and
+// its times are in UTC without a monotonic reading, as a shared store
+// returns them.
+func (e *entry) binding() Binding {
+	b := Binding{
+		CSeq:         e.cseq,
+		Expires:      time.Unix(0, e.exp).UTC(),
+		RegisteredAt: time.Unix(0, e.reg).UTC(),
+		SessionCount: e.sessions,
+	}
+	for i, f := range strFields(&b) {
+		*f = e.str(i)
+	}
+	return b
+}
+
+// fitsEntry reports whether b's strings fit the offsets of an entry (4
+// GiB: any SIP message does).
+func fitsEntry(b *Binding) bool {
+	n := 0
+	for _, f := range strFields(b) {
+		n += len(*f)
+	}
+	return uint64(n) <= math.MaxUint32
+}
+
+// store makes e hold b, whose strings fit (fitsEntry). Its strings are copied into one new allocation,
+// unless they are the ones e holds already (a refresh, usually).
+func (e *entry) store(b *Binding) {
+	e.cseq, e.exp, e.reg, e.sessions = b.CSeq, b.Expires.UnixNano(), b.RegisteredAt.UnixNano(), b.SessionCount
+	fields := strFields(b)
+	same, n := e.strs != "", 0
+	for i, f := range fields {
+		n += len(*f)
+		same = same && *f == e.str(i)
+	}
+	if same {
+		return
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for i, f := range fields {
+		sb.WriteString(*f)
+		if i < numStrs-1 {
+			e.ends[i] = uint32(sb.Len())
+		}
+	}
+	e.strs = sb.String()
 }
 
 // NewMemory returns an empty store; call Run to expire bindings.
@@ -106,7 +192,7 @@ func (m *Memory) shard(aor string) *shard {
 
 // Put implements [Store].
 func (m *Memory) Put(_ context.Context, b Binding) (PutResult, error) {
-	if b.AOR == "" || b.Contact == "" {
+	if b.AOR == "" || b.Contact == "" || !fitsEntry(&b) {
 		return 0, ErrInvalid
 	}
 	now := m.now()
@@ -126,12 +212,12 @@ func (m *Memory) Put(_ context.Context, b Binding) (PutResult, error) {
 func (m *Memory) putLocked(s *shard, b *Binding, now time.Time, nowNano int64) (PutResult, error) {
 	var e *entry
 	for x := s.aors[b.AOR]; x != nil; x = x.next {
-		if x.b.Contact == b.Contact {
+		if x.contact() == b.Contact {
 			e = x
 			break
 		}
 	}
-	if e != nil && e.b.CallID == b.CallID && b.CSeq <= e.b.CSeq {
+	if e != nil && e.callID() == b.CallID && b.CSeq <= e.cseq {
 		return 0, ErrOutOfOrder
 	}
 	if !b.Expires.After(now) {
@@ -144,15 +230,7 @@ func (m *Memory) putLocked(s *shard, b *Binding, now time.Time, nowNano int64) (
 		return Removed, nil
 	}
 	if e != nil {
-		old := e.b
-		e.b = *b
-		reuseStrings(&e.b, &old)
-		e.exp = b.Expires.UnixNano()
-		s.heapFix(e)
-		if !e.b.RegisteredAt.Equal(old.RegisteredAt) {
-			s.unlink(e)
-			s.link(e)
-		}
+		s.replace(e, b)
 		return Refreshed, nil
 	}
 	if max := int64(m.opts.MaxBindings); max > 0 {
@@ -163,8 +241,8 @@ func (m *Memory) putLocked(s *shard, b *Binding, now time.Time, nowNano int64) (
 	} else {
 		m.count.Add(1)
 	}
-	e = &entry{b: *b, exp: b.Expires.UnixNano()}
-	packStrings(&e.b)
+	e = &entry{}
+	e.store(b)
 	s.link(e)
 	s.heapPush(e)
 	return Created, nil
@@ -178,7 +256,7 @@ func (m *Memory) Remove(_ context.Context, aor, contact string) (bool, error) {
 	expired := m.purgeLocked(s, aor, nowNano)
 	found := false
 	for x := s.aors[aor]; x != nil; x = x.next {
-		if x.b.Contact == contact {
+		if x.contact() == contact {
 			s.unlink(x)
 			s.heapRemove(x)
 			m.count.Add(-1)
@@ -227,7 +305,7 @@ func (m *Memory) Lookup(_ context.Context, aor string) ([]Binding, error) {
 	out := make([]Binding, 0, n)
 	for x := s.aors[aor]; x != nil; x = x.next {
 		if x.exp > nowNano {
-			out = append(out, x.b)
+			out = append(out, x.binding())
 		}
 	}
 	return out, nil
@@ -277,7 +355,7 @@ func (m *Memory) sweep(buf []Binding) []Binding {
 				e := s.heap[0]
 				s.heapRemove(e)
 				s.unlink(e)
-				buf = append(buf, e.b)
+				buf = append(buf, e.binding())
 			}
 			m.count.Add(int64(-len(buf)))
 			s.mu.Unlock()
@@ -301,7 +379,7 @@ func (m *Memory) purgeLocked(s *shard, aor string, nowNano int64) []Binding {
 			s.unlink(x)
 			s.heapRemove(x)
 			m.count.Add(-1)
-			expired = append(expired, x.b)
+			expired = append(expired, x.binding())
 		}
 		x = next
 	}
@@ -317,17 +395,32 @@ func (m *Memory) report(expired []Binding) {
 	}
 }
 
+// replace makes the stored e hold b, an update of the same AOR and
+// Contact, and moves it in the heap and in its AOR's list.
+func (s *shard) replace(e *entry, b *Binding) {
+	reg, strs := e.reg, e.strs
+	e.store(b)
+	s.heapFix(e)
+	if e.reg != reg || e.strs != strs {
+		// The list's order changed, or the AOR the map's key was sliced
+		// from did: relink, which stores the key again.
+		s.unlink(e)
+		s.link(e)
+	}
+}
+
 // link inserts e into its AOR's list, keeping the most recently registered
 // first (a new entry goes before older ones with the same time).
 func (s *shard) link(e *entry) {
-	head := s.aors[e.b.AOR]
-	if head == nil || !e.b.RegisteredAt.Before(head.b.RegisteredAt) {
+	aor := e.aor()
+	head := s.aors[aor]
+	if head == nil || e.reg >= head.reg {
 		e.next = head
-		s.aors[e.b.AOR] = e
+		s.aors[aor] = e
 		return
 	}
 	p := head
-	for p.next != nil && e.b.RegisteredAt.Before(p.next.b.RegisteredAt) {
+	for p.next != nil && e.reg < p.next.reg {
 		p = p.next
 	}
 	e.next, p.next = p.next, e
@@ -335,12 +428,13 @@ func (s *shard) link(e *entry) {
 
 // unlink removes e from its AOR's list, and the AOR when it was the last.
 func (s *shard) unlink(e *entry) {
-	head := s.aors[e.b.AOR]
+	aor := e.aor()
+	head := s.aors[aor]
 	if head == e {
 		if e.next == nil {
-			delete(s.aors, e.b.AOR)
+			delete(s.aors, aor)
 		} else {
-			s.aors[e.b.AOR] = e.next
+			s.aors[aor] = e.next
 		}
 		e.next = nil
 		return
@@ -350,43 +444,6 @@ func (s *shard) unlink(e *entry) {
 			p.next = e.next
 			e.next = nil
 			return
-		}
-	}
-}
-
-// packStrings copies the binding's strings into one allocation, so that it
-// neither shares memory with the caller's message nor costs an allocation
-// per field.
-func packStrings(b *Binding) {
-	fields := [...]*string{&b.AOR, &b.Contact, &b.Transport, &b.Source, &b.LocalAddr, &b.CallID, &b.UserAgent, &b.Instance}
-	n := 0
-	for _, f := range fields {
-		n += len(*f)
-	}
-	var sb strings.Builder
-	sb.Grow(n)
-	for _, f := range fields {
-		sb.WriteString(*f)
-	}
-	all := sb.String()
-	off := 0
-	for _, f := range fields {
-		l := len(*f)
-		*f = all[off : off+l]
-		off += l
-	}
-}
-
-// reuseStrings keeps the stored copies of the strings a refresh did not
-// change (usually all of them), and copies the others.
-func reuseStrings(b, old *Binding) {
-	fields := [...]*string{&b.AOR, &b.Contact, &b.Transport, &b.Source, &b.LocalAddr, &b.CallID, &b.UserAgent, &b.Instance}
-	olds := [...]string{old.AOR, old.Contact, old.Transport, old.Source, old.LocalAddr, old.CallID, old.UserAgent, old.Instance}
-	for i, f := range fields {
-		if *f == olds[i] {
-			*f = olds[i]
-		} else {
-			*f = strings.Clone(*f)
 		}
 	}
 }

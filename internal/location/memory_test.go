@@ -559,10 +559,10 @@ func checkInvariants(t *testing.T, m *Memory) {
 				t.Fatalf("nil list for %s", aor)
 			}
 			for x := head; x != nil; x = x.next {
-				if x.b.AOR != aor || s.heap[x.hi] != x {
-					t.Fatalf("entry %+v misplaced", x.b)
+				if x.aor() != aor || s.heap[x.hi] != x {
+					t.Fatalf("entry %+v misplaced", x.binding())
 				}
-				if x.next != nil && x.b.RegisteredAt.Before(x.next.b.RegisteredAt) {
+				if x.next != nil && x.reg < x.next.reg {
 					t.Fatalf("list of %s out of order", aor)
 				}
 				inList++
@@ -581,5 +581,13 @@ func checkInvariants(t *testing.T, m *Memory) {
 	}
 	if total != m.Len() {
 		t.Fatalf("Len %d, holding %d", m.Len(), total)
+	}
+}
+
+// An edge holds one entry per registered contact: keep it in the 96-byte
+// size class (a Binding alone is 192 bytes).
+func TestEntrySize(t *testing.T) {
+	if n := unsafe.Sizeof(entry{}); n > 96 {
+		t.Errorf("entry is %d bytes, want at most 96", n)
 	}
 }

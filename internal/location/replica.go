@@ -12,11 +12,9 @@ func (m *Memory) set(b Binding, rev uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for x := s.aors[b.AOR]; x != nil; x = x.next {
-		if x.b.Contact == b.Contact {
-			old := x.b
-			x.b, x.rev = b, rev
-			reuseStrings(&x.b, &old)
-			x.exp = b.Expires.UnixNano()
+		if x.contact() == b.Contact {
+			x.rev = rev
+			x.store(&b)
 			s.heapFix(x)
 			s.unlink(x)
 			s.link(x)
@@ -24,8 +22,8 @@ func (m *Memory) set(b Binding, rev uint64) {
 		}
 	}
 	m.count.Add(1)
-	e := &entry{b: b, exp: b.Expires.UnixNano(), rev: rev}
-	packStrings(&e.b)
+	e := &entry{rev: rev}
+	e.store(&b)
 	s.link(e)
 	s.heapPush(e)
 }
@@ -36,7 +34,7 @@ func (m *Memory) drop(aor, contact string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for x := s.aors[aor]; x != nil; x = x.next {
-		if x.b.Contact == contact {
+		if x.contact() == contact {
 			s.unlink(x)
 			s.heapRemove(x)
 			m.count.Add(-1)
@@ -52,7 +50,7 @@ func (m *Memory) all(aor string) ([]Binding, error) {
 	defer s.mu.RUnlock()
 	var out []Binding
 	for x := s.aors[aor]; x != nil; x = x.next {
-		out = append(out, x.b)
+		out = append(out, x.binding())
 	}
 	return out, nil
 }
@@ -64,8 +62,8 @@ func (m *Memory) get(aor, contact string) (Binding, uint64, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for x := s.aors[aor]; x != nil; x = x.next {
-		if x.b.Contact == contact {
-			return x.b, x.rev, true
+		if x.contact() == contact {
+			return x.binding(), x.rev, true
 		}
 	}
 	return Binding{}, 0, false

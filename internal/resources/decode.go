@@ -28,7 +28,7 @@ func newDecoder(file string) *decoder {
 		},
 		Seen: func(field string, line int) {
 			if d.res != nil {
-				d.res.lines[field] = line
+				d.res.notes.lines = append(d.res.notes.lines, fieldLine{field, line})
 			}
 		},
 	}
@@ -40,11 +40,12 @@ func (d *decoder) errorf(n *yaml.Node, field, format string, args ...any) {
 	p := Problem{File: d.file, Line: yamlnode.Line(n), Field: field, Msg: fmt.Sprintf(format, args...)}
 	if d.res != nil {
 		p.Ref, p.Kind = d.res.Ref, string(d.res.Kind)
-		if d.res.bad == nil {
-			d.res.bad = make(map[string]bool)
+		n := d.res.notes
+		if n.bad == nil {
+			n.bad = make(map[string]bool)
 		}
-		d.res.bad[field] = true
-		d.res.problems = append(d.res.problems, p)
+		n.bad[field] = true
+		n.problems = append(n.problems, p)
 	}
 	d.probs = append(d.probs, p)
 }
@@ -54,7 +55,7 @@ func (d *decoder) warnf(n *yaml.Node, field, format string, args ...any) {
 	if d.res == nil {
 		return
 	}
-	d.res.warnings = append(d.res.warnings, Problem{
+	d.res.notes.warnings = append(d.res.notes.warnings, Problem{
 		File: d.file, Line: yamlnode.Line(n), Ref: d.res.Ref, Kind: string(d.res.Kind),
 		Field: field, Msg: fmt.Sprintf(format, args...),
 	})

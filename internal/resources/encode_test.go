@@ -13,7 +13,7 @@ import (
 func plain(r Resource) Resource {
 	r = clone(r)
 	b := r.Meta()
-	b.Source, b.lines, b.bad, b.problems, b.warnings = Source{}, nil, nil, nil, nil
+	b.Source, b.notes = Source{}, nil
 	return r
 }
 
@@ -64,8 +64,8 @@ func TestMarshalRoundTrip(t *testing.T) {
 		if back.Meta().Source != (Source{}) {
 			t.Errorf("%s: Unmarshal set Source %+v", r.Meta().Ref, back.Meta().Source)
 		}
-		if w := back.Meta().warnings; len(w) != 0 {
-			t.Errorf("%s: warnings %v\n%s", r.Meta().Ref, w, data)
+		if n := back.Meta().notes; n != nil && len(n.warnings) != 0 {
+			t.Errorf("%s: warnings %v\n%s", r.Meta().Ref, n.warnings, data)
 		}
 		if got, want := plain(back), plain(r); !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: round trip\n got %#v\nwant %#v\n%s", r.Meta().Ref, got, want, data)

@@ -207,7 +207,7 @@ func (d *decoder) resource(n *yaml.Node) Resource {
 	b := r.Meta()
 	b.Kind, b.Ref = k, ref
 	b.Source = Source{File: d.file, Line: n.Line}
-	b.lines = make(map[string]int)
+	b.notes = &parseNotes{}
 	d.res = b
 	defer func() { d.res = nil }()
 
@@ -262,7 +262,7 @@ func (d *decoder) domainSpec(x *Domain) yamlnode.Fields {
 			case ctxACL == "":
 			case x.AccessControlListRef == "":
 				x.AccessControlListRef = ctxACL
-				d.res.lines["spec.accessControlListRef"] = ctxACLNode.Line
+				d.res.notes.lines = append(d.res.notes.lines, fieldLine{"spec.accessControlListRef", ctxACLNode.Line})
 			case ctxACL != x.AccessControlListRef:
 				d.errorf(ctxACLNode, p+".accessControlListRef", "conflicts with spec.accessControlListRef %q", x.AccessControlListRef)
 			}

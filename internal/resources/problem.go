@@ -99,7 +99,7 @@ func (b *Base) problemf(field, format string, args ...any) Problem {
 // or of the resource itself.
 func (b *Base) lineOf(field string) int {
 	for p := field; p != ""; p = parentPath(p) {
-		if l, ok := b.lines[p]; ok {
+		if l, ok := b.line(p); ok {
 			return l
 		}
 	}

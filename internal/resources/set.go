@@ -11,8 +11,8 @@ import (
 // it; a nil *Set answers every lookup with nil. The resources it returns
 // are shared: callers must not modify them.
 type Set struct {
-	all   []Resource
-	byRef map[string]Resource
+	all  []Resource
+	refs index // index.go: positions in all, by Ref
 
 	domains     []*Domain
 	agents      []*Agent
@@ -23,15 +23,13 @@ type Set struct {
 	acls        []*AccessControlList
 
 	domainByURI map[string]*Domain
-	agentByUser map[agentKey]*Agent
+	agentByUser index // positions in agents, by DomainRef and Username
 	numberByTel map[string]*Number
 	trunkByURI  map[string]*Trunk
 	peerByUser  map[string]*Peer
 	peersByAOR  map[string][]*Peer
 	warnings    []Problem
 }
-
-type agentKey struct{ domainRef, username string }
 
 // Build validates rs and links them into a Set: every field value is
 // checked, refs must be unique across all kinds, domain URIs, tel URLs,
@@ -45,9 +43,7 @@ type agentKey struct{ domainRef, username string }
 func Build(rs []Resource) (*Set, error) {
 	var c checker
 	s := &Set{
-		byRef:       make(map[string]Resource, len(rs)),
 		domainByURI: make(map[string]*Domain),
-		agentByUser: make(map[agentKey]*Agent),
 		numberByTel: make(map[string]*Number),
 		trunkByURI:  make(map[string]*Trunk),
 		peerByUser:  make(map[string]*Peer),
@@ -55,11 +51,13 @@ func Build(rs []Resource) (*Set, error) {
 	}
 
 	// Copy, normalize and check each resource on its own.
+	var pk packer // pack.go
 	for _, r := range rs {
 		r = clone(r)
 		if r == nil {
 			continue
 		}
+		pk.resource(r)
 		switch x := r.(type) {
 		case *Domain:
 			add(&s.domains, x, KindDomain, c.domain)
@@ -77,21 +75,25 @@ func Build(rs []Resource) (*Set, error) {
 			add(&s.acls, x, KindACL, c.acl)
 		}
 		s.all = append(s.all, r)
-		c.probs = append(c.probs, r.Meta().problems...)
-		s.warnings = append(s.warnings, r.Meta().warnings...)
+		if n := r.Meta().notes; n != nil {
+			c.probs = append(c.probs, n.problems...)
+			s.warnings = append(s.warnings, n.warnings...)
+		}
 	}
+	pk.flush()
 
 	// Refs are unique across all kinds, as in Routr.
-	for _, r := range s.all {
+	s.refs = newIndex(len(s.all))
+	for i, r := range s.all {
 		b := r.Meta()
 		if b.Ref == "" {
 			continue
 		}
-		if first, dup := s.byRef[b.Ref]; dup {
+		if first := s.byRef(b.Ref); first != nil {
 			c.add(b, "ref", "duplicate ref, also defined as %s", where(first.Meta()))
 			continue
 		}
-		s.byRef[b.Ref] = r
+		s.refs.insert(s.refs.hash(b.Ref), i)
 	}
 
 	for _, d := range s.domains {
@@ -138,38 +140,39 @@ func Build(rs []Resource) (*Set, error) {
 		}
 	}
 
-	// Resolve references.
+	// Resolve references; a resolved reference field then shares its
+	// target's Ref (pack.go).
 	for _, d := range s.domains {
-		d.ACL = resolve[*AccessControlList](s, &c, &d.Base, "spec.accessControlListRef", d.AccessControlListRef, KindACL)
+		d.ACL = resolve[*AccessControlList](s, &c, &d.Base, "spec.accessControlListRef", &d.AccessControlListRef, KindACL)
 		for i := range d.EgressPolicies {
 			e := &d.EgressPolicies[i]
-			e.Number = resolve[*Number](s, &c, &d.Base, fmt.Sprintf("spec.context.egressPolicies[%d].numberRef", i), e.NumberRef, KindNumber)
+			e.Number = resolve[*Number](s, &c, &d.Base, fmt.Sprintf("spec.context.egressPolicies[%d].numberRef", i), &e.NumberRef, KindNumber)
 		}
 	}
-	for _, a := range s.agents {
-		a.Domain = resolve[*Domain](s, &c, &a.Base, "spec.domainRef", a.DomainRef, KindDomain)
-		a.Credentials = resolve[*Credentials](s, &c, &a.Base, "spec.credentialsRef", a.CredentialsRef, KindCredentials)
+	s.agentByUser = newIndex(len(s.agents))
+	for i, a := range s.agents {
+		a.Domain = resolve[*Domain](s, &c, &a.Base, "spec.domainRef", &a.DomainRef, KindDomain)
+		a.Credentials = resolve[*Credentials](s, &c, &a.Base, "spec.credentialsRef", &a.CredentialsRef, KindCredentials)
 		if a.Domain == nil || a.Username == "" {
 			continue
 		}
-		k := agentKey{a.DomainRef, a.Username}
-		if first, dup := s.agentByUser[k]; dup {
+		if first := s.Agent(a.DomainRef, a.Username); first != nil {
 			c.add(&a.Base, "spec.username", "%q is also the username of %s in Domain %q", a.Username, where(&first.Base), a.DomainRef)
 			continue
 		}
-		s.agentByUser[k] = a
+		s.agentByUser.insert(s.agentByUser.hash2(a.DomainRef, a.Username), i)
 	}
 	for _, p := range s.peers {
-		p.Credentials = resolve[*Credentials](s, &c, &p.Base, "spec.credentialsRef", p.CredentialsRef, KindCredentials)
-		p.ACL = resolve[*AccessControlList](s, &c, &p.Base, "spec.accessControlListRef", p.AccessControlListRef, KindACL)
+		p.Credentials = resolve[*Credentials](s, &c, &p.Base, "spec.credentialsRef", &p.CredentialsRef, KindCredentials)
+		p.ACL = resolve[*AccessControlList](s, &c, &p.Base, "spec.accessControlListRef", &p.AccessControlListRef, KindACL)
 	}
 	for _, n := range s.numbers {
-		n.Trunk = resolve[*Trunk](s, &c, &n.Base, "spec.trunkRef", n.TrunkRef, KindTrunk)
+		n.Trunk = resolve[*Trunk](s, &c, &n.Base, "spec.trunkRef", &n.TrunkRef, KindTrunk)
 	}
 	for _, t := range s.trunks {
-		t.ACL = resolve[*AccessControlList](s, &c, &t.Base, "spec.inbound.accessControlListRef", t.AccessControlListRef, KindACL)
-		t.InboundCredentials = resolve[*Credentials](s, &c, &t.Base, "spec.inbound.credentialsRef", t.InboundCredentialsRef, KindCredentials)
-		t.OutboundCredentials = resolve[*Credentials](s, &c, &t.Base, "spec.outbound.credentialsRef", t.OutboundCredentialsRef, KindCredentials)
+		t.ACL = resolve[*AccessControlList](s, &c, &t.Base, "spec.inbound.accessControlListRef", &t.AccessControlListRef, KindACL)
+		t.InboundCredentials = resolve[*Credentials](s, &c, &t.Base, "spec.inbound.credentialsRef", &t.InboundCredentialsRef, KindCredentials)
+		t.OutboundCredentials = resolve[*Credentials](s, &c, &t.Base, "spec.outbound.credentialsRef", &t.OutboundCredentialsRef, KindCredentials)
 	}
 
 	if err := validationError(c.probs); err != nil {
@@ -181,8 +184,7 @@ func Build(rs []Resource) (*Set, error) {
 	// reported by now: the Set's copies drop it. At 100,000 agents with
 	// credentials it was most of the Set's memory.
 	for _, r := range s.all {
-		b := r.Meta()
-		b.lines, b.bad, b.problems, b.warnings = nil, nil, nil, nil
+		r.Meta().notes = nil
 	}
 	return s, nil
 }
@@ -194,16 +196,17 @@ func add[T Resource](list *[]T, x T, kind Kind, check func(T)) {
 	*list = append(*list, x)
 }
 
-// resolve looks up ref for b's field, reporting a dangling reference or
+// resolve looks up *ref for b's field, reporting a dangling reference or
 // one to the wrong kind. An empty ref resolves to nil without complaint.
-func resolve[T Resource](s *Set, c *checker, b *Base, field, ref string, want Kind) T {
+// Once resolved, *ref is the target's Ref: equal, and stored once.
+func resolve[T Resource](s *Set, c *checker, b *Base, field string, ref *string, want Kind) T {
 	var zero T
-	if ref == "" {
+	if *ref == "" {
 		return zero
 	}
-	r, ok := s.byRef[ref]
-	if !ok {
-		c.add(b, field, "references unknown %s %q", want, ref)
+	r := s.byRef(*ref)
+	if r == nil {
+		c.add(b, field, "references unknown %s %q", want, *ref)
 		return zero
 	}
 	t, ok := r.(T)
@@ -211,6 +214,7 @@ func resolve[T Resource](s *Set, c *checker, b *Base, field, ref string, want Ki
 		c.add(b, field, "references %s, want a %s", where(r.Meta()), want)
 		return zero
 	}
+	*ref = t.Meta().Ref
 	return t
 }
 
@@ -302,7 +306,16 @@ func (s *Set) Resource(ref string) Resource {
 	if s == nil {
 		return nil
 	}
-	return s.byRef[ref]
+	return s.byRef(ref)
+}
+
+// byRef returns the resource with ref, or nil.
+func (s *Set) byRef(ref string) Resource {
+	i := s.refs.find(s.refs.hash(ref), func(i int) bool { return s.all[i].Meta().Ref == ref })
+	if i < 0 {
+		return nil
+	}
+	return s.all[i]
 }
 
 // All returns every resource in load order.
@@ -340,7 +353,14 @@ func (s *Set) Agent(domainRef, username string) *Agent {
 	if s == nil {
 		return nil
 	}
-	return s.agentByUser[agentKey{domainRef, username}]
+	i := s.agentByUser.find(s.agentByUser.hash2(domainRef, username), func(i int) bool {
+		a := s.agents[i]
+		return a.Username == username && a.DomainRef == domainRef
+	})
+	if i < 0 {
+		return nil
+	}
+	return s.agents[i]
 }
 
 // AgentByRef returns the Agent with ref.
@@ -455,7 +475,7 @@ func lookup[T Resource](s *Set, ref string) T {
 	if s == nil {
 		return zero
 	}
-	t, _ := s.byRef[ref].(T)
+	t, _ := s.byRef(ref).(T)
 	return t
 }
 

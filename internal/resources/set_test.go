@@ -167,11 +167,11 @@ func TestSetDropsParseBookkeeping(t *testing.T) {
 		t.Errorf("warnings %v, want the unknown field", set.Warnings())
 	}
 	for _, r := range set.All() {
-		if b := r.Meta(); b.lines != nil || b.bad != nil || b.problems != nil || b.warnings != nil {
+		if b := r.Meta(); b.notes != nil {
 			t.Errorf("%s keeps parse bookkeeping", b.Ref)
 		}
 	}
-	if rs[1].Meta().lines == nil {
+	if n := rs[1].Meta().notes; n == nil || n.lines == nil {
 		t.Error("the parsed agent lost its field lines")
 	}
 }

@@ -20,7 +20,7 @@ type checker struct {
 // fail again here).
 func (c *checker) add(b *Base, field, format string, args ...any) {
 	for p := field; p != ""; p = parentPath(p) {
-		if b.bad[p] {
+		if b.isBad(p) {
 			return
 		}
 	}
@@ -181,7 +181,7 @@ func (c *checker) trunk(x *Trunk) {
 	} else if x.AccessControlListRef != "" || x.InboundCredentialsRef != "" {
 		c.add(&x.Base, "spec.inbound.uri", "required field missing")
 	}
-	if _, ok := x.lines["spec.outbound"]; ok && len(x.URIs) == 0 {
+	if _, ok := x.line("spec.outbound"); ok && len(x.URIs) == 0 {
 		c.add(&x.Base, "spec.outbound.uris", "required field missing")
 	}
 	for i := range x.URIs {
@@ -193,7 +193,7 @@ func (c *checker) trunk(x *Trunk) {
 		if u.User != "" && (!isToken(u.User) || strings.ContainsAny(u.User, "@:<>\"")) {
 			c.add(&x.Base, p+".uri.user", "%q is not a valid SIP user name", u.User)
 		}
-		if u.Port < 0 || u.Port > 65535 || (u.Port == 0 && x.lines[p+".uri.port"] != 0) {
+		if u.Port < 0 || u.Port > 65535 || (u.Port == 0 && x.hasLine(p+".uri.port")) {
 			c.add(&x.Base, p+".uri.port", "must be 1..65535, got %d", u.Port)
 		}
 		switch t := strings.ToLower(u.Transport); t {
@@ -205,7 +205,7 @@ func (c *checker) trunk(x *Trunk) {
 		if u.Priority < 0 || u.Priority > 65535 {
 			c.add(&x.Base, p+".priority", "must be 0..65535, got %d", u.Priority)
 		}
-		if u.Weight < 0 || u.Weight > 65535 || (u.Weight == 0 && x.lines[p+".weight"] != 0) {
+		if u.Weight < 0 || u.Weight > 65535 || (u.Weight == 0 && x.hasLine(p+".weight")) {
 			c.add(&x.Base, p+".weight", "must be 1..65535, got %d", u.Weight)
 		}
 	}
