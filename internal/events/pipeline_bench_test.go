@@ -26,7 +26,8 @@ import (
 // where NATS runs as its own process.
 
 // benchServer returns the URL of the server a variant publishes to: an
-// embedded one, with a subscriber that reads and discards what the server
+// embedded one ("inprocess": published to in memory, the others over
+// loopback TCP), with a subscriber that reads and discards what the server
 // delivers (the server's delivery work is then in the process, as with
 // the bench's counting subscriber), or the external one.
 func benchServer(b *testing.B, where string) string {
@@ -44,8 +45,12 @@ func benchServer(b *testing.B, where string) string {
 	}
 	b.Cleanup(srv.Close)
 	discardSubscriber(b, srv.ClientURL(), "routr.>")
+	benchEmbedded = srv
 	return srv.ClientURL()
 }
+
+// benchEmbedded is the last server benchServer started in the process.
+var benchEmbedded *EmbeddedServer
 
 // discardSubscriber subscribes to subject with a bare protocol client that
 // reads everything the server sends and throws it away: the cheapest
@@ -165,14 +170,17 @@ func waitConnected(b *testing.B, p *NATSPublisher) {
 // is the pace, not a cost.
 func BenchmarkPipelinePaced(b *testing.B) {
 	const rate = 6000 // events per second
-	for _, v := range []string{"off", "embedded", "embedded/nolinger", "external", "external/nolinger"} {
+	for _, v := range []string{"off", "embedded", "embedded/nolinger", "inprocess", "external", "external/nolinger"} {
 		b.Run(v, func(b *testing.B) {
 			where, nolinger := strings.CutSuffix(v, "/nolinger")
-			c := Config{}
+			c, o := Config{}, PipelineOptions{Logger: quiet}
 			if where != "off" {
 				c = Config{NATSEnabled: true, NATSURL: benchServer(b, where), Subject: "routr", QueueBound: b.N + 1}
 			}
-			p, err := NewPipeline(c, PipelineOptions{Logger: quiet})
+			if where == "inprocess" {
+				o.Embedded = benchEmbedded
+			}
+			p, err := NewPipeline(c, o)
 			if err != nil {
 				b.Fatal(err)
 			}
