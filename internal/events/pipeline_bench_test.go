@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -113,10 +114,14 @@ func (p confirmedPublisher) SendBatch(ctx context.Context, batch []Event) (int, 
 // trip (a quiet edge); larger k shows the cost of an event without its
 // round trip. Deterministic enough for bench/callgrind.sh.
 func BenchmarkPipelineBatch(b *testing.B) {
-	for _, where := range []string{"embedded", "external"} {
+	for _, where := range []string{"embedded", "inprocess", "external"} {
 		for _, k := range []int{1, 8, 64} {
 			b.Run(fmt.Sprintf("%s/k=%d", where, k), func(b *testing.B) {
-				pub, err := NewNATSPublisher(NATSOptions{ConnOptions: ConnOptions{URL: benchServer(b, where), Logger: quiet}, Subject: "routr"})
+				conn := ConnOptions{URL: benchServer(b, where), Logger: quiet}
+				if where == "inprocess" {
+					conn.Extra = []nats.Option{nats.InProcessServer(benchEmbedded)}
+				}
+				pub, err := NewNATSPublisher(NATSOptions{ConnOptions: conn, Subject: "routr"})
 				if err != nil {
 					b.Fatal(err)
 				}
