@@ -128,3 +128,26 @@ func TestQueueLingerCountsFromTheEvent(t *testing.T) {
 		t.Errorf("batches %v, want one of 1", got)
 	}
 }
+
+// TestQueueLingerEndsWhenFull: a queue bounded below MaxBatch sends once
+// it is full rather than dropping events while it lingers.
+func TestQueueLingerEndsWhenFull(t *testing.T) {
+	p, sizes := batchSizes()
+	q := newTestQueue(t, p, QueueOptions{Name: "test", Bound: 5, Linger: time.Hour})
+	lingering := lingerSignal(q)
+	stop := run(t, q)
+	for i := range 5 {
+		e := ev(i)
+		e.Time = time.Now()
+		q.Publish(e)
+		if i == 0 {
+			waitLingering(t, lingering)
+		}
+	}
+	published(t, q, 5)
+	closeQueue(t, q)
+	stop()
+	if got := sizes(); !slices.Equal(got, []int{5}) {
+		t.Errorf("batches %v, want one of 5", got)
+	}
+}

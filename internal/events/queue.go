@@ -88,6 +88,7 @@ type Queue struct {
 	name           string
 	bound          int
 	maxBatch       int
+	fullBatch      int // min(maxBatch, bound): events that end a linger
 	linger         time.Duration
 	attemptTimeout time.Duration
 	retryMin       time.Duration
@@ -144,6 +145,7 @@ func NewQueue(p Publisher, o QueueOptions) (*Queue, error) {
 		name:           o.Name,
 		bound:          o.Bound,
 		maxBatch:       o.MaxBatch,
+		fullBatch:      min(o.MaxBatch, o.Bound),
 		linger:         max(o.Linger, 0),
 		attemptTimeout: o.AttemptTimeout,
 		retryMin:       o.RetryMin,
@@ -210,7 +212,7 @@ func (q *Queue) Publish(e Event) {
 	// Wake the drainer only when it may be waiting for this event: the
 	// queue was empty, or a batch is now full (it may be lingering).
 	// Waking it for every event would cost a goroutine switch per event.
-	wake := q.r.n == 1 || q.r.n == q.maxBatch
+	wake := q.r.n == 1 || q.r.n == q.fullBatch
 	q.mu.Unlock()
 	if wake {
 		select {
@@ -409,10 +411,10 @@ func (q *Queue) drain(ctx context.Context) {
 // lingerFor returns how long to wait before sending batch, n events
 // being queued: until *until, which it sets when zero to the linger after
 // the oldest event happened (Event.Time) or after now, whichever is
-// first. It returns 0 when n events make a full batch, the queue is
-// closing or the publisher is failing (retries follow their own pace).
+// first. It returns 0 when n events make a full batch (or fill the
+// queue), the queue is closing or the publisher is failing (retries follow their own pace).
 func (q *Queue) lingerFor(until *time.Time, batch []Event, n int, closed bool, failingSince time.Time) time.Duration {
-	if q.linger <= 0 || n >= q.maxBatch || closed || !failingSince.IsZero() || len(batch) == 0 {
+	if q.linger <= 0 || n >= q.fullBatch || closed || !failingSince.IsZero() || len(batch) == 0 {
 		return 0
 	}
 	now := time.Now()
