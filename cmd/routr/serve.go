@@ -52,6 +52,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	res.Register(reg) // store.go: routr_store_* in database modes
 
 	ev := cfg.Events
+	var embedded *events.EmbeddedServer
 	if ev.Embedded {
 		srv, err := events.StartEmbedded(events.EmbeddedOptions{Addr: embeddedAddr(ev.NATSURL), Logger: log.With("component", "nats")})
 		if err != nil {
@@ -60,6 +61,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 		defer srv.Close()
 		ev.NATSEnabled = true
 		ev.NATSURL = srv.ClientURL()
+		embedded = srv // published to in memory, not over TCP
 		log.Info("embedded NATS server started", "url", ev.NATSURL)
 	}
 	pipe, err := events.NewPipeline(events.Config{
@@ -70,7 +72,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 		Durable:        ev.Durable,
 		Replicas:       ev.StreamReplicas,
 		QueueBound:     ev.QueueSize,
-	}, events.PipelineOptions{Registerer: reg, Logger: log.With("component", "events")})
+	}, events.PipelineOptions{Registerer: reg, Logger: log.With("component", "events"), Embedded: embedded})
 	if err != nil {
 		return fmt.Errorf("events: %w", err)
 	}

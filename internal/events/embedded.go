@@ -96,6 +96,10 @@ func StartEmbedded(o EmbeddedOptions) (*EmbeddedServer, error) {
 	return e, nil
 }
 
+// InProcessConn returns a new in-memory client connection to the server
+// (nats.InProcessServer): no sockets, no system calls per message.
+func (e *EmbeddedServer) InProcessConn() (net.Conn, error) { return e.s.InProcessConn() }
+
 // ClientURL returns the URL clients connect to, e.g. nats://127.0.0.1:4222.
 func (e *EmbeddedServer) ClientURL() string { return e.s.ClientURL() }
 

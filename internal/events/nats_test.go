@@ -378,6 +378,37 @@ func TestNATSCloseFlushes(t *testing.T) {
 	}
 }
 
+// TestPipelineEmbeddedInMemory: with PipelineOptions.Embedded the
+// publisher reaches the in-process server through memory, not TCP: the
+// URL it is given leads nowhere, and every event still arrives (with its
+// headers) at a subscriber connected over TCP.
+func TestPipelineEmbeddedInMemory(t *testing.T) {
+	srv := startServer(t, EmbeddedOptions{NoJetStream: true})
+	defer srv.Close()
+	sub := collect(t, srv.ClientURL(), "routr.>")
+	nowhere := "nats://" + freeAddr(t) // nothing listens there
+	p, err := NewPipeline(Config{NATSEnabled: true, NATSURL: nowhere, Subject: "routr"},
+		PipelineOptions{Registerer: prometheus.NewRegistry(), Logger: quiet, Embedded: srv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, p)
+	evs, ids := events(500)
+	for _, e := range evs {
+		p.Publish(e)
+	}
+	sub.waitUnique(t, len(ids))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	stop()
+	if d := checkDelivery(t, sub.ids(), ids); d != 0 {
+		t.Errorf("%d duplicates", d)
+	}
+}
+
 // TestJetStreamRestart: durable mode across a server restart (same store):
 // the stream holds every event exactly once, in order.
 func TestJetStreamRestart(t *testing.T) {

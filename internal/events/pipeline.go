@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -48,6 +49,11 @@ type PipelineOptions struct {
 	// Logger receives the pipeline's reports, and the events themselves
 	// when the console publisher is on; nil means slog.Default().
 	Logger *slog.Logger
+	// Embedded, when set, is the in-process server (EMBEDDED_NATS) the
+	// NATS publisher talks to through an in-memory connection instead of
+	// loopback TCP: the round trip that confirms a batch then costs no
+	// system calls. Config.NATSURL is then only shown in logs.
+	Embedded *EmbeddedServer
 }
 
 // Pipeline is the Sink the edge publishes into: a Queue per enabled
@@ -79,6 +85,9 @@ func NewPipeline(c Config, o PipelineOptions) (*Pipeline, error) {
 	}
 	if c.NATSEnabled {
 		conn := ConnOptions{URL: c.NATSURL, Logger: o.Logger, Registerer: o.Registerer}
+		if o.Embedded != nil {
+			conn.Extra = append(conn.Extra, nats.InProcessServer(o.Embedded))
+		}
 		var pub Publisher
 		if c.Durable {
 			js, err := NewJetStreamPublisher(JetStreamOptions{ConnOptions: conn, Subject: c.Subject, Stream: c.Stream, Replicas: c.Replicas})

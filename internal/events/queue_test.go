@@ -275,7 +275,7 @@ func TestQueueMetricsRegistered(t *testing.T) {
 	for _, mf := range mfs {
 		names = append(names, mf.GetName())
 	}
-	want := []string{"routr_events_dropped_total", "routr_events_publish_failures_total", "routr_events_published_total", "routr_events_queued"}
+	want := []string{"routr_events_batches_total", "routr_events_dropped_total", "routr_events_publish_failures_total", "routr_events_published_total", "routr_events_queued"}
 	if !slices.Equal(names, want) {
 		t.Errorf("metrics %v, want %v", names, want)
 	}

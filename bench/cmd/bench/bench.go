@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/routr-go/routr/internal/events"
 )
 
 const (
@@ -45,6 +47,7 @@ type bench struct {
 	scen    string // scenario dir
 	subject string
 	natsURL string
+	natsSrv *events.EmbeddedServer // -nats separate
 	em      *emitter
 	results string
 
@@ -148,7 +151,16 @@ func newBench(ctx context.Context, o options, procs *procSet) (*bench, error) {
 		return nil, err
 	}
 	b.subject = "routr"
-	if o.natsURL != "" {
+	switch o.natsURL {
+	case natsEmbedded: // routr starts it: see startEdge
+	case natsSeparate:
+		// The bench's process hosts it: its CPU is counted with the
+		// subscriber's (subscriber_cpu_s), not routr's.
+		if b.natsSrv, err = events.StartEmbedded(events.EmbeddedOptions{Addr: "127.0.0.1:0", NoJetStream: true, ServerName: "routr-bench"}); err != nil {
+			return nil, fmt.Errorf("NATS server: %w", err)
+		}
+		b.natsURL = b.natsSrv.ClientURL()
+	default:
 		b.subject = fmt.Sprintf("routrbench%d", os.Getpid()) // do not mix with anyone else's events
 		b.natsURL = o.natsURL
 	}
@@ -204,9 +216,22 @@ func (b *bench) header(sippPath string) map[string]any {
 		"call_rates":   b.o.callRates,
 		"trunk_rates":  b.o.trunkRates,
 		"cancel_rates": b.o.cancelRates,
-		"nats":         map[bool]string{true: "embedded", false: b.o.natsURL}[b.o.natsURL == ""],
+		"nats":         b.o.natsURL,
 		"quick":        b.o.quick,
 		"work_dir":     b.workDir,
+	}
+}
+
+// Where routr publishes with events on (-nats).
+const (
+	natsSeparate = "separate" // a server in the bench's process
+	natsEmbedded = "embedded" // routr's own, EMBEDDED_NATS
+)
+
+// close stops what newBench started.
+func (b *bench) close() {
+	if b.natsSrv != nil {
+		b.natsSrv.Close()
 	}
 }
 

@@ -223,8 +223,8 @@ func (b *bench) startEdge(ctx context.Context, label string, eventsOn bool) (*ed
 		"NATS_PUBLISHER_SUBJECT="+b.subject,
 	)
 	if eventsOn {
-		if b.o.natsURL != "" {
-			env = append(env, "NATS_PUBLISHER_ENABLED=true", "NATS_PUBLISHER_URL="+b.o.natsURL)
+		if b.o.natsURL != natsEmbedded {
+			env = append(env, "NATS_PUBLISHER_ENABLED=true", "NATS_PUBLISHER_URL="+b.natsURL)
 		} else {
 			natsPort, err := freePort()
 			if err != nil {

@@ -67,7 +67,7 @@ func run() int {
 	flag.StringVar(&cancelRates, "cancel-rates", "1000,2000,3000,4000,5000,6000,7500", "cancelled calls ladder (trunk calls the caller CANCELs while they ring: 100 Trying and the relayed 487 required), new calls per second")
 	flag.DurationVar(&o.hold, "hold", time.Second, "call hold time (sipp -d)")
 	flag.DurationVar(&o.pause, "pause", 3*time.Second, "quiet time between steps")
-	flag.StringVar(&o.natsURL, "nats", "", "use this NATS server (e.g. nats://127.0.0.1:4222) instead of the embedded one")
+	flag.StringVar(&o.natsURL, "nats", natsSeparate, "events on: NATS server routr publishes to: separate (a server in the bench's process, as a deployment runs NATS apart from routr), embedded (routr's EMBEDDED_NATS: the server's CPU counts as routr's), or a URL (e.g. nats://127.0.0.1:4222)")
 	flag.StringVar(&modes, "events", "on,off", "event modes to run, in order: on, off")
 	flag.StringVar(&ladders, "ladders", "register,calls,trunk,cancel", "ladders to run, in order: register, calls, trunk, cancel")
 	flag.StringVar(&o.outDir, "out", "", "directory for results and logs (default: a new temp dir, kept)")
@@ -164,6 +164,7 @@ func run() int {
 	if err != nil {
 		return fail("%v", err)
 	}
+	defer b.close()
 	runFn := b.run
 	if o.soak.duration > 0 {
 		runFn = b.soak
