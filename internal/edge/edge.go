@@ -168,6 +168,7 @@ func New(o Options) (*Server, error) {
 	}
 	sipLog := demoteConnNoise(quietSIPLogger(o.Logger))
 	drop := &earlyDrop{} // its guard is set below
+	var s *Server // set below, before anything is served
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(o.UserAgent),
 		sipgo.WithUserAgentParser(lim.parser()),
@@ -185,6 +186,9 @@ func New(o Options) (*Server, error) {
 			// A transaction on a connection that closed can never
 			// complete: end it now rather than after Timer B or F.
 			sip.WithTransactionLayerTerminateOnConnClose(),
+			// A 2xx retransmitted after the INVITE's transactions
+			// ended at its ACK is relayed statelessly (stray.go).
+			sip.WithTransactionLayerUnhandledResponseHandler(func(res *sip.Response) { s.strayResponse(res) }),
 		),
 	)
 	if err != nil {
@@ -221,7 +225,7 @@ func New(o Options) (*Server, error) {
 	}
 	// Bindings over a connection that closed are not offered to routing.
 	o.Location = flowFilter{Store: o.Location, conns: conns, self: o.Cluster.Self, handOver: len(o.Cluster.Secret) > 0, up: o.Cluster.Alive}
-	s := &Server{
+	s = &Server{
 		opts:    o,
 		log:     o.Logger,
 		ua:      ua,
