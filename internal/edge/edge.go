@@ -168,7 +168,7 @@ func New(o Options) (*Server, error) {
 	}
 	sipLog := demoteConnNoise(quietSIPLogger(o.Logger))
 	drop := &earlyDrop{} // its guard is set below
-	var s *Server // set below, before anything is served
+	var s *Server        // set below, before anything is served
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(o.UserAgent),
 		sipgo.WithUserAgentParser(lim.parser()),
