@@ -494,7 +494,7 @@ func (s *Server) runBranches(r *Request, brs []*branch, track bool, again retryF
 				// ACK and BYE may be handled before this goroutine runs
 				// again.
 				if r.Method == sip.INVITE {
-					s.acks.expect(callID, endInvite(r, b))
+					s.acks.expect(callID, endInvite(b))
 				}
 				first := !answered
 				if first {
@@ -547,22 +547,14 @@ func (s *Server) runBranches(r *Request, brs []*branch, track bool, again retryF
 }
 
 // endInvite ends the client transaction of the branch that answered an
-// INVITE once the caller's ACK has passed (see ackGate), and the server
-// transaction inviteGrace later: a retransmission of the INVITE read just
-// before the ACK may be handled just after it (one goroutine per message)
-// and must still find its transaction, not start a second call.
-func endInvite(r *Request, b *branch) func() {
-	return func() {
-		b.tx.Terminate()
-		if tx := r.Tx; tx != nil {
-			time.AfterFunc(inviteGrace, tx.Terminate)
-		}
-	}
+// INVITE once the caller's ACK has passed (see ackGate): later 2xx
+// retransmissions go to strayResponse. The server transaction stays for
+// SIP_TRANSACTION_LINGER (Timer L): a retransmission of the INVITE read
+// just before the ACK may be handled just after it (one goroutine per
+// message) and must still find its transaction, not start a second call.
+func endInvite(b *branch) func() {
+	return b.tx.Terminate
 }
-
-// inviteGrace is how long an answered INVITE's server transaction stays
-// after the ACK: T1, against SIP_TRANSACTION_LINGER (5 s) before.
-const inviteGrace = 500 * time.Millisecond
 
 // pump moves one client transaction's responses to the fan-in channel
 // until its final response or its end. It never outlives the transaction.
