@@ -233,7 +233,7 @@ func New(o Options) (*Server, error) {
 		client:  client,
 		metrics: m,
 		addrs:   newAdvertiser(o.ExternalAddrs, o.Localnets),
-		rr:      routeToken{secret: o.RouteSecret},
+		rr:      newRouteToken(o.RouteSecret),
 		acks:    acks,
 		conns:   conns,
 		guard:   g,
