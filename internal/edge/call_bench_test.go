@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -85,15 +86,19 @@ type caller struct {
 	from string // From header value, tag included
 }
 
-// readFinal reads responses until a final one, skipping 100 Trying,
-// and checks the codes seen.
+// expect reads the responses with the codes given, in order, skipping
+// retransmissions, and returns the last.
 func (c *caller) expect(codes ...string) []byte {
 	var msg []byte
 	for _, code := range codes {
 		for {
 			var line string
 			line, msg = c.read()
-			if line == "SIP/2.0 100 Trying" && code != "100" {
+			// 100 Trying comes when the edge took over 200 ms, and a
+			// 407 again when the ACK for it took over T1 (both happen
+			// under valgrind).
+			if line == "SIP/2.0 100 Trying" && code != "100" ||
+				strings.HasPrefix(line, "SIP/2.0 407 ") && code != "407" {
 				continue
 			}
 			wantStatus(c.b, line, code)
