@@ -35,13 +35,20 @@ func newCallee(b *testing.B, te *testEdge) *callee {
 	return c
 }
 
-// expect reads the next request and checks its method.
+// expect reads the next request and checks its method, skipping the
+// INVITE again (the edge retransmits it when the answer took over T1,
+// as under valgrind).
 func (c *callee) expect(method string) []byte {
-	line, msg := c.read()
-	if !bytes.HasPrefix([]byte(line), []byte(method+" ")) {
-		c.b.Fatalf("callee got %q, want %s", line, method)
+	for {
+		line, msg := c.read()
+		if method != "INVITE" && strings.HasPrefix(line, "INVITE ") {
+			continue
+		}
+		if !strings.HasPrefix(line, method+" ") {
+			c.b.Fatalf("callee got %q, want %s", line, method)
+		}
+		return msg
 	}
-	return msg
 }
 
 // answer sends a response to req: its Via, Record-Route, From, Call-ID
