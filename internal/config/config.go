@@ -85,7 +85,7 @@ type Config struct {
 	// MaxBindings caps the location service's bindings.
 	MaxBindings int
 	// TransactionLinger is how long a finished transaction is kept over
-	// UDP to absorb retransmissions (RFC 3261 Timers D, J, L and M, whose
+	// UDP to absorb retransmissions (RFC 3261 Timers D, J and L, whose
 	// RFC value is 32 s). Kamailio keeps them 5 s (tm's wt_timer); so do
 	// we by default, which bounds memory under load.
 	TransactionLinger time.Duration

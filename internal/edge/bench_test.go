@@ -119,6 +119,9 @@ func authorization(b *testing.B, res []byte, method, ruri, user string) string {
 }
 
 func benchEdge(b *testing.B) *testEdge {
+	// The timers as routr sets them (SIP_TRANSACTION_LINGER's default):
+	// process-wide, and benchmarks run one at a time.
+	SetTransactionLinger(5 * time.Second)
 	set, err := resources.LoadDir("../../config/resources")
 	if err != nil {
 		b.Fatal(err)

@@ -211,7 +211,7 @@ func (s *Server) branchToInstance(r *Request, base *sip.Request, t location.Bind
 	}
 	req := base
 	if fork {
-		req = base.Clone()
+		req = copyRequest(base)
 	}
 	req.Recipient = ruri
 	transport := "udp"

@@ -21,6 +21,7 @@ type metrics struct {
 	authFailures  *prometheus.CounterVec
 	inflight      prometheus.Gauge
 	clientTx      prometheus.Gauge
+	stray         *prometheus.CounterVec
 
 	// Resolved label values of the vectors above, for the hot path.
 	byMethod       *methodCounters
@@ -28,6 +29,8 @@ type metrics struct {
 	relayedByCode  *codeCounters
 	authFailMethod *methodCounters
 	outcomes       map[string]prometheus.Counter
+	strayRelayed   prometheus.Counter
+	strayDropped   prometheus.Counter
 }
 
 // registrationOutcome returns the counter of a registrar outcome.
@@ -68,8 +71,12 @@ func newMetrics(reg prometheus.Registerer, loc location.Store, acks *ackGate) (*
 			Namespace: "routr", Subsystem: "sip", Name: "client_transactions_active",
 			Help: "Client transactions the proxy has open downstream.",
 		}),
+		stray: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "routr", Subsystem: "sip", Name: "stray_responses_total",
+			Help: "Responses that matched no client transaction: 2xx to INVITE relayed statelessly, the rest dropped.",
+		}, []string{"action"}),
 	}
-	cs := []prometheus.Collector{m.requests, m.responses, m.relayed, m.registrations, m.authFailures, m.inflight, m.clientTx,
+	cs := []prometheus.Collector{m.requests, m.responses, m.relayed, m.registrations, m.authFailures, m.inflight, m.clientTx, m.stray,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "routr", Subsystem: "sip", Name: "dialogs_awaiting_ack",
 			Help: "Answered dialogs whose ACK has not been forwarded yet (bounded at 65536).",
@@ -90,6 +97,8 @@ func newMetrics(reg prometheus.Registerer, loc location.Store, acks *ackGate) (*
 	m.byCode = &codeCounters{vec: m.responses}
 	m.relayedByCode = &codeCounters{vec: m.relayed}
 	m.authFailMethod = newMethodCounters(m.authFailures)
+	m.strayRelayed = m.stray.WithLabelValues("relayed")
+	m.strayDropped = m.stray.WithLabelValues("dropped")
 	m.outcomes = make(map[string]prometheus.Counter)
 	for _, o := range []string{"stored", "refreshed", "removed", "rejected"} {
 		m.outcomes[o] = m.registrations.WithLabelValues(o)

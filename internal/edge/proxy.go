@@ -169,13 +169,13 @@ func (s *Server) locate(aor string) []location.Binding {
 	return bs
 }
 
-// prepare clones the received request for forwarding (RFC 3261 16.6 steps
+// prepare copies the received request for forwarding (RFC 3261 16.6 steps
 // 1-3): the received request itself is never changed, since sipgo's server
 // transaction still uses it for 100 Trying and 487.
 func (s *Server) prepare(r *Request) *sip.Request {
-	req := r.Request.Clone()
-	// sipgo's Clone shares the Max-Forwards header value with the
-	// original: replace it rather than decrement it in place.
+	req := copyRequest(r.Request)
+	// The copy shares the Max-Forwards header value with the original:
+	// replace it rather than decrement it in place.
 	mf := sip.MaxForwardsHeader(70)
 	if old := req.MaxForwards(); old != nil {
 		mf = sip.MaxForwardsHeader(old.Val() - 1)
@@ -255,7 +255,7 @@ func (s *Server) branchTo(r *Request, base *sip.Request, t location.Binding, for
 	}
 	req := base // already a copy of the received request
 	if fork {
-		req = base.Clone()
+		req = copyRequest(base)
 	}
 	req.Recipient = ruri
 	transport := strings.ToLower(t.Transport)
@@ -494,7 +494,7 @@ func (s *Server) runBranches(r *Request, brs []*branch, track bool, again retryF
 				// ACK and BYE may be handled before this goroutine runs
 				// again.
 				if r.Method == sip.INVITE {
-					s.acks.expect(callID)
+					s.acks.expect(callID, endInvite(b))
 				}
 				first := !answered
 				if first {
@@ -546,6 +546,16 @@ func (s *Server) runBranches(r *Request, brs []*branch, track bool, again retryF
 	}
 }
 
+// endInvite ends the client transaction of the branch that answered an
+// INVITE once the caller's ACK has passed (see ackGate): later 2xx
+// retransmissions go to strayResponse. The server transaction stays for
+// SIP_TRANSACTION_LINGER (Timer L): a retransmission of the INVITE read
+// just before the ACK may be handled just after it (one goroutine per
+// message) and must still find its transaction, not start a second call.
+func endInvite(b *branch) func() {
+	return b.tx.Terminate
+}
+
 // pump moves one client transaction's responses to the fan-in channel
 // until its final response or its end. It never outlives the transaction.
 func (s *Server) pump(b *branch, evs chan<- branchEvent) {
@@ -554,12 +564,24 @@ func (s *Server) pump(b *branch, evs chan<- branchEvent) {
 		case res := <-b.tx.Responses():
 			evs <- branchEvent{b: b, res: res}
 			if res.StatusCode >= 200 {
+				endNonInvite(b.tx, b.req)
 				return
 			}
 		case <-b.tx.Done():
 			evs <- branchEvent{b: b, err: b.tx.Err()}
 			return
 		}
+	}
+}
+
+// endNonInvite ends a non-INVITE client transaction at its final
+// response rather than after Timer K (T4, 5 s, over UDP), which only
+// absorbs retransmissions of that response: without the transaction they
+// reach strayResponse, which drops them. INVITE transactions end at the
+// ACK (endInvite) or by their timers.
+func endNonInvite(tx sip.ClientTransaction, req *sip.Request) {
+	if req.Method != sip.INVITE {
+		tx.Terminate()
 	}
 }
 
@@ -579,7 +601,7 @@ func betterFinal(code, than int) bool {
 // Contact of a dialog-creating one for NAT on the way. The copy is the
 // proxy's own: the received response stays with its client transaction.
 func (s *Server) fixResponse(res *sip.Response, b *branch) *sip.Response {
-	out := res.Clone()
+	out := copyResponse(res)
 	if out.Contact() == nil || res.StatusCode < 101 || res.StatusCode >= 300 || handedOver(b.req) {
 		return out
 	}
@@ -595,7 +617,7 @@ func (s *Server) fixResponse(res *sip.Response, b *branch) *sip.Response {
 func (s *Server) relay(r *Request, res *sip.Response, owned bool) {
 	out := res
 	if !owned {
-		out = res.Clone()
+		out = copyResponse(res)
 	}
 	out.RemoveHeader("Via")
 	out.SetDestination(responseDest(r))
@@ -763,6 +785,7 @@ func (s *Server) forwardOne(r *Request, b *branch, final func(code int)) {
 			}
 			final(res.StatusCode)
 			s.relay(r, res, false)
+			endNonInvite(tx, b.req)
 			return
 		case <-tx.Done():
 			if errors.Is(tx.Err(), sip.ErrTransactionTimeout) {

@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"hash"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -110,13 +112,26 @@ func (s *Server) isLoop(req *sip.Request) bool {
 // in-dialog request is routed without authentication only when its Route
 // carries a token made for its Call-ID: no header a client can forge opens
 // a relay through the edge.
-type routeToken struct{ secret []byte }
+type routeToken struct {
+	secret []byte
+	// macs pools HMACs keyed with secret: one is needed for every
+	// Record-Route written and every Route checked (three per call), and
+	// a new one is six allocations.
+	macs *sync.Pool
+}
+
+func newRouteToken(secret []byte) routeToken {
+	return routeToken{secret: secret, macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, secret) }}}
+}
 
 func (t routeToken) make(callID string) string {
-	m := hmac.New(sha256.New, t.secret)
+	m := t.macs.Get().(hash.Hash)
+	m.Reset()
 	m.Write([]byte(callID))
 	var sum [32]byte
-	return base64.RawURLEncoding.EncodeToString(m.Sum(sum[:0])[:9])
+	tok := base64.RawURLEncoding.EncodeToString(m.Sum(sum[:0])[:9])
+	t.macs.Put(m)
+	return tok
 }
 
 func (t routeToken) valid(callID, token string) bool {
