@@ -187,7 +187,7 @@ func (c *cluster) callSink(ctx context.Context, cfg *config.Config, log *slog.Lo
 		Replicas:    cfg.Cluster.Replicas,
 		MaxDuration: cfg.MaxCallDuration,
 		Next:        next,
-		Instance:    c.self,
+		Instance:    c.peers.Incarnation(),
 		Alive:       c.peers.Alive,
 		Registerer:  reg,
 		Logger:      log.With("component", "ledger"),

@@ -57,7 +57,9 @@ type LedgerOptions struct {
 	MaxDuration time.Duration
 	// Next receives the events the ledger lets through; required.
 	Next events.Sink
-	// Instance names this instance in call records.
+	// Instance names this process in call records and markers: its
+	// Presence.Incarnation, so that a restarted instance is not taken
+	// for the process that claimed them.
 	Instance string
 	// Alive, if set, tells whether the instance that routed a call is up
 	// (Presence.Alive): EndUnknown leaves the calls of a live instance to

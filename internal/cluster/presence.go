@@ -2,10 +2,13 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,10 +52,12 @@ type Presence struct {
 	nc       *nats.Conn
 	kv       jetstream.KeyValue
 	self     string
+	boot     string // this process's incarnation, see Incarnation
 	interval time.Duration
 
 	mu     sync.Mutex
 	seen   map[string]time.Time // key -> last heard
+	boots  map[string]string    // key -> the incarnation last heard ("" from older versions)
 	loaded uint64               // the last revision of the initial load
 
 	// beat is held while this instance's key is written or withdrawn, so
@@ -81,7 +86,10 @@ func NewPresence(ctx context.Context, o PresenceOptions) (*Presence, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: presence: %w", err)
 	}
-	p := &Presence{nc: o.Conn, kv: kv, self: o.Self, interval: o.Interval, seen: make(map[string]time.Time)}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	p := &Presence{nc: o.Conn, kv: kv, self: o.Self, boot: hex.EncodeToString(b[:]), interval: o.Interval,
+		seen: make(map[string]time.Time), boots: make(map[string]string)}
 	if o.Registerer != nil {
 		if err := o.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "routr", Subsystem: "cluster", Name: "instances_up",
@@ -90,7 +98,7 @@ func NewPresence(ctx context.Context, o PresenceOptions) (*Presence, error) {
 			return nil, fmt.Errorf("cluster: register metrics: %w", err)
 		}
 	}
-	if _, err := kv.Put(ctx, instanceKey(o.Self), []byte(o.Self)); err != nil {
+	if _, err := kv.Put(ctx, instanceKey(o.Self), p.value()); err != nil {
 		return nil, fmt.Errorf("cluster: announce %s: %w", o.Self, err)
 	}
 	w, err := kvwatch.Open(ctx, func(ctx context.Context) (jetstream.KeyWatcher, error) { return kv.WatchAll(ctx) })
@@ -108,15 +116,38 @@ func NewPresence(ctx context.Context, o PresenceOptions) (*Presence, error) {
 	return p, nil
 }
 
-// Alive reports whether instance was heard from lately.
+// incarnationSep separates an instance's SIP URI from its incarnation in
+// Incarnation (a SIP URI has no fragment, so no '#').
+const incarnationSep = "#"
+
+// Incarnation names this process: its instance (the SIP URI) and a
+// random id drawn at start. Call markers and records carry it, so that
+// an instance restarted at once, under the same address and before the
+// others missed a heartbeat, is not taken for the process that claimed
+// them: that one is gone, and what it held is taken over (Alive).
+func (p *Presence) Incarnation() string { return p.self + incarnationSep + p.boot }
+
+// value is what this instance writes in its key: its URI and incarnation.
+func (p *Presence) value() []byte { return []byte(p.self + "\n" + p.boot) }
+
+// Alive reports whether instance, a SIP URI or an Incarnation, was heard
+// from lately; for an Incarnation, the same process must be the one
+// heard from (an instance of an older version announces no incarnation:
+// its URI answers for it).
 func (p *Presence) Alive(instance string) bool {
-	if instance == p.self {
-		return true
+	uri, boot, withBoot := strings.Cut(instance, incarnationSep)
+	if uri == p.self {
+		return !withBoot || boot == p.boot
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	last, ok := p.seen[instanceKey(instance)]
-	return ok && time.Since(last) < 3*p.interval
+	key := instanceKey(uri)
+	last, ok := p.seen[key]
+	if !ok || time.Since(last) >= 3*p.interval {
+		return false
+	}
+	heard := p.boots[key]
+	return !withBoot || heard == "" || heard == boot
 }
 
 // up counts the instances alive now.
@@ -137,10 +168,13 @@ func (p *Presence) note(e jetstream.KeyValueEntry, at time.Time) {
 	defer p.mu.Unlock()
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(p.seen, e.Key())
+		delete(p.boots, e.Key())
 		return
 	}
 	if _, ok := p.seen[e.Key()]; ok || len(p.seen) < maxInstances {
 		p.seen[e.Key()] = at
+		_, boot, _ := strings.Cut(string(e.Value()), "\n")
+		p.boots[e.Key()] = boot
 	}
 }
 
@@ -163,7 +197,7 @@ func (p *Presence) Run(ctx context.Context) {
 			p.beat.Lock()
 			if !p.withdrawn {
 				pctx, cancel := context.WithTimeout(ctx, p.interval)
-				_, _ = p.kv.Put(pctx, key, []byte(p.self))
+				_, _ = p.kv.Put(pctx, key, p.value())
 				cancel()
 			}
 			p.beat.Unlock()

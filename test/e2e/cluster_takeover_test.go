@@ -16,6 +16,16 @@ import (
 // for it, once each. (call.answered has no marker: it is lost with the
 // edge.)
 func TestClusterKilledEdgeEventsOut(t *testing.T) {
+	t.Run("gone", func(t *testing.T) { killedEdgeEventsOut(t, false) })
+	// Restarted at once under the same address, as a supervisor does
+	// after a crash: its heartbeats go on, but the new process is not the
+	// one that claimed the markers (Presence.Incarnation), so the
+	// survivor still takes them over, and the new process publishes
+	// nothing of its predecessor's.
+	t.Run("restarted", func(t *testing.T) { killedEdgeEventsOut(t, true) })
+}
+
+func killedEdgeEventsOut(t *testing.T, restart bool) {
 	srv := natstest.Single(t)
 	nc := createEventsStream(t, srv.URL(), 1)
 	edges := newClusterEdges(t, 2, srv.URL(), 0)
@@ -44,6 +54,10 @@ func TestClusterKilledEdgeEventsOut(t *testing.T) {
 	// and wait for NATS in the edge.
 	cut.waitMetric(t, "routr_cluster_ledger_unconfirmed", float64(2*len(ids)))
 	cut.kill()
+	if restart {
+		cut.env = append(cut.env, "NATS_PUBLISHER_URL="+srv.URL())
+		cut.start(t)
+	}
 
 	per, _ := waitCallEvents(t, nc, ids)
 	for _, id := range ids {
