@@ -218,7 +218,7 @@ func NewLedger(ctx context.Context, o LedgerOptions) (*Ledger, error) {
 	if c, ok := o.Next.(events.Confirmer); ok {
 		l.confirms = c.OnSent(l.confirmed)
 	}
-	go l.markLoop()
+	go l.markLoops()
 	return l, nil
 }
 
@@ -622,6 +622,10 @@ func newLedgerMetrics(reg prometheus.Registerer, l *Ledger) (ledgerMetrics, erro
 			Namespace: "routr", Subsystem: "cluster", Name: "active_calls",
 			Help: "Active calls of every instance, as this instance follows them in the ledger.",
 		}, func() float64 { l.mu.Lock(); defer l.mu.Unlock(); return float64(len(l.active)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "routr", Subsystem: "cluster", Name: "ledger_marks_queued",
+			Help: "Confirmed events whose markers wait to be set to published (bounded by the ledger's queue size; past it they stay claimed, counted as outcome unmarked).",
+		}, func() float64 { return float64(len(l.marks)) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "routr", Subsystem: "cluster", Name: "ledger_unconfirmed",
 			Help: "Markers this instance claimed whose event the NATS server has not confirmed yet.",

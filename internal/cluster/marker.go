@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -141,10 +142,25 @@ type markJob struct {
 	rev     uint64
 }
 
+// markWorkers set markers to published side by side: one key-value round
+// trip each, which one worker would do one after the other at fewer
+// events per second than a busy edge confirms.
+const markWorkers = 4
+
+// markLoops runs markWorkers markLoops and closes marksDone when all have
+// returned.
+func (l *Ledger) markLoops() {
+	var wg sync.WaitGroup
+	for range markWorkers {
+		wg.Go(l.markLoop)
+	}
+	wg.Wait()
+	close(l.marksDone)
+}
+
 // markLoop sets markers to published until Close; then it works through
 // what is left for a few seconds.
 func (l *Ledger) markLoop() {
-	defer close(l.marksDone)
 	for {
 		select {
 		case m := <-l.marks:

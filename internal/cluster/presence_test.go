@@ -18,18 +18,7 @@ import (
 func TestPresenceWithdraw(t *testing.T) {
 	srv := natstest.Single(t)
 	const interval = 5 * time.Second // three missed beats: 15 s
-	open := func(self string) *Presence {
-		nc, err := nats.Connect(srv.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		p, err := NewPresence(context.Background(), PresenceOptions{Conn: nc, Bucket: "instances", Self: self, Interval: interval})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	open := func(self string) *Presence { return openPresence(t, srv.URL(), self, interval) }
 	a, b := open("sip:127.0.0.1:5060"), open("sip:127.0.0.1:5061")
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -65,18 +54,7 @@ func TestPresenceWithdraw(t *testing.T) {
 func TestPresenceRestartedInstance(t *testing.T) {
 	srv := natstest.Single(t)
 	const interval = 5 * time.Second // three missed beats: 15 s
-	open := func(self string) *Presence {
-		nc, err := nats.Connect(srv.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		p, err := NewPresence(context.Background(), PresenceOptions{Conn: nc, Bucket: "instances", Self: self, Interval: interval})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	open := func(self string) *Presence { return openPresence(t, srv.URL(), self, interval) }
 	const uriA = "sip:127.0.0.1:5060"
 	a, b := open(uriA), open("sip:127.0.0.1:5061")
 	ctx, stop := context.WithCancel(context.Background())
@@ -108,4 +86,20 @@ func TestPresenceRestartedInstance(t *testing.T) {
 	if b.Alive("sip:127.0.0.1:5061#another") || !b.Alive(b.Incarnation()) {
 		t.Error("B takes another process of its own URI for itself")
 	}
+}
+
+// openPresence announces self in the bucket "instances" of the server at
+// url, with heartbeats every interval once run.
+func openPresence(t *testing.T, url, self string, interval time.Duration) *Presence {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	p, err := NewPresence(context.Background(), PresenceOptions{Conn: nc, Bucket: "instances", Self: self, Interval: interval})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -53,7 +53,9 @@ func (s *Server) strayRelay(res *sip.Response) *sip.Response {
 }
 
 // viaDest is where a response goes by its Via (RFC 3261 18.2.2, RFC
-// 3581): received and rport when the previous hop set them.
+// 3581): received and rport when the previous hop set them. sipgo's
+// Response.Destination derives the same but joins host and port without
+// brackets, which breaks IPv6 addresses.
 func viaDest(v *sip.ViaHeader) string {
 	host := v.Host
 	if rcv, ok := v.Params.Get("received"); ok && rcv != "" {
