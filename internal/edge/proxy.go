@@ -562,11 +562,14 @@ func (s *Server) pump(b *branch, evs chan<- branchEvent) {
 	for {
 		select {
 		case res := <-b.tx.Responses():
-			evs <- branchEvent{b: b, res: res}
 			if res.StatusCode >= 200 {
+				// Ended before the answer is relayed: a retransmission of
+				// it that arrives once the caller has it is stray.
 				endNonInvite(b.tx, b.req)
+				evs <- branchEvent{b: b, res: res}
 				return
 			}
+			evs <- branchEvent{b: b, res: res}
 		case <-b.tx.Done():
 			evs <- branchEvent{b: b, err: b.tx.Err()}
 			return
@@ -784,8 +787,8 @@ func (s *Server) forwardOne(r *Request, b *branch, final func(code int)) {
 				continue
 			}
 			final(res.StatusCode)
+			endNonInvite(tx, b.req) // before the relay, as in pump
 			s.relay(r, res, false)
-			endNonInvite(tx, b.req)
 			return
 		case <-tx.Done():
 			if errors.Is(tx.Err(), sip.ErrTransactionTimeout) {

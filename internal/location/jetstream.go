@@ -200,7 +200,7 @@ func (j *JetStream) apply(e jetstream.KeyValueEntry) {
 	default: // delete or purge
 		aor, contact, ok := parseKey(e.Key())
 		if ok {
-			j.cache.drop(aor, contact)
+			j.cache.dropUpTo(aor, contact, e.Revision())
 		}
 	}
 }

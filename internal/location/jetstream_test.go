@@ -337,3 +337,24 @@ func TestJetStreamServerRestart(t *testing.T) {
 		t.Errorf("a new instance loads %d bindings, want 2", c.Len())
 	}
 }
+
+// TestCopyIgnoresLateEntries: the watch may deliver an entry, or a
+// deletion, after this instance wrote a newer revision of the same
+// binding itself; the copy keeps the newer one.
+func TestCopyIgnoresLateEntries(t *testing.T) {
+	m := NewMemory(MemoryOptions{})
+	contact := "sip:1001@10.0.0.5:5060;transport=udp"
+	m.set(bind(alice, contact, "new", 2, time.Hour), 5)
+	m.set(bind(alice, contact, "old", 1, time.Hour), 3) // late put
+	if b, rev, ok := m.get(alice, contact); !ok || rev != 5 || b.CallID != "new" {
+		t.Fatalf("after a late put: %v rev %d, %v; want call-id new at rev 5", b.CallID, rev, ok)
+	}
+	m.dropUpTo(alice, contact, 4) // late deletion
+	if _, _, ok := m.get(alice, contact); !ok {
+		t.Fatal("a late deletion removed the newer binding")
+	}
+	m.dropUpTo(alice, contact, 6)
+	if _, _, ok := m.get(alice, contact); ok {
+		t.Fatal("a later deletion left the binding")
+	}
+}

@@ -5,14 +5,19 @@ package location
 // Put makes (CSeq order, MaxBindings) that its writer already made.
 
 // set stores b as given, replacing the binding with the same AOR and
-// Contact. An expired b is kept until the sweeper reports it, so that an
-// expiry nobody reported while every instance was down is reported once.
+// Contact unless that one is of a later revision: the watch can deliver
+// an entry after this instance wrote a newer one itself. An expired b is
+// kept until the sweeper reports it, so that an expiry nobody reported
+// while every instance was down is reported once.
 func (m *Memory) set(b Binding, rev uint64) {
 	s := m.shard(b.AOR)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for x := s.aors[b.AOR]; x != nil; x = x.next {
 		if x.contact() == b.Contact {
+			if x.rev > rev {
+				return
+			}
 			x.rev = rev
 			x.store(&b)
 			s.heapFix(x)
@@ -29,12 +34,20 @@ func (m *Memory) set(b Binding, rev uint64) {
 }
 
 // drop removes the binding (aor, contact) without reporting it.
-func (m *Memory) drop(aor, contact string) {
+func (m *Memory) drop(aor, contact string) { m.dropUpTo(aor, contact, ^uint64(0)) }
+
+// dropUpTo removes the binding (aor, contact) without reporting it,
+// unless it is of a revision later than rev: a deletion the watch
+// delivers late must not remove the binding written after it.
+func (m *Memory) dropUpTo(aor, contact string, rev uint64) {
 	s := m.shard(aor)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for x := s.aors[aor]; x != nil; x = x.next {
 		if x.contact() == contact {
+			if x.rev > rev {
+				return
+			}
 			s.unlink(x)
 			s.heapRemove(x)
 			m.count.Add(-1)
