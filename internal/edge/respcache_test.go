@@ -211,3 +211,40 @@ func FuzzResponseCache(f *testing.F) {
 		}
 	})
 }
+
+// A challenge is not kept: a retransmitted REGISTER without credentials
+// is challenged again (no cache hit), and the fresh challenge works.
+func TestRetransmittedChallengeNotCached(t *testing.T) {
+	te := startEdge(t)
+	p := te.phone(t, "udp", "1001")
+	req := p.NewRequest(sip.REGISTER, "sip:sip.local", "reg-challenge")
+	req.AppendHeader(sip.NewHeader("Expires", "60"))
+	raw := []byte(req.String())
+	if err := p.SendRaw(raw); err != nil {
+		t.Fatal(err)
+	}
+	if ch, err := p.Response(sip.REGISTER, 2*time.Second); err != nil || ch.StatusCode != 401 {
+		t.Fatalf("challenge: %v %v", ch, err)
+	}
+	hits := counterValue(te.srv.respCache.hits)
+	if err := p.SendRaw(raw); err != nil {
+		t.Fatal(err)
+	}
+	again, err := p.Response(sip.REGISTER, 2*time.Second)
+	if err != nil || again.StatusCode != 401 {
+		t.Fatalf("retransmission: %v %v", again, err)
+	}
+	if got := counterValue(te.srv.respCache.hits); got != hits {
+		t.Fatalf("cache hits %v -> %v: the challenge was kept", hits, got)
+	}
+	authd, err := p.Authorize(req, again, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Send(authd); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := p.Response(sip.REGISTER, 2*time.Second); err != nil || res.StatusCode != 200 {
+		t.Fatalf("authenticated with the second challenge: %v %v", res, err)
+	}
+}
