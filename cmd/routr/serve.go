@@ -42,6 +42,9 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	if soft := setDefaultMemoryLimit(env); soft > 0 { // memlimit.go
 		log.Info("soft memory limit: 90% of the cgroup's (GOMEMLIMIT unset)", "bytes", soft)
 	}
+	if env("GOGC") == "" && cfg.GCHeapHeadroomMiB > 0 {
+		defer startGCHeadroom(uint64(cfg.GCHeapHeadroomMiB)<<20, 100)() // gcheadroom.go
+	}
 	res, err := openResources(ctx, cfg, log) // store.go: files or a database
 	if err != nil {
 		return err

@@ -99,6 +99,11 @@ type Config struct {
 	// ResponseCacheSize bounds, in bytes, the final responses to
 	// non-INVITE requests kept to answer retransmissions; 0 means 32 MiB.
 	ResponseCacheSize int
+	// GCHeapHeadroomMiB (GC_HEAP_HEADROOM) lets the heap grow by at least
+	// this many MiB over what is live before the collector runs, where
+	// GOGC=100 alone would allow less (a small live heap under load); 0
+	// turns it off. Ignored when GOGC is set.
+	GCHeapHeadroomMiB int
 
 	// Guard configures the flood guard (GUARD_* variables).
 	Guard Guard
@@ -272,6 +277,7 @@ func Default() *Config {
 		MaxBindings:       1_000_000,
 		TransactionLinger: 5 * time.Second,
 		DrainTimeout:      10 * time.Second,
+		GCHeapHeadroomMiB: 128,
 	}
 }
 

@@ -106,6 +106,20 @@ func (e *envReader) positive(name string, max int, dst *int) {
 	*dst = n
 }
 
+// count reads an integer from 0 to max.
+func (e *envReader) count(name string, max int, dst *int) {
+	v, ok := e.get(name)
+	if !ok {
+		return
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > max {
+		e.errorf(name, "invalid value %q (want an integer from 0 to %d)", v, max)
+		return
+	}
+	*dst = n
+}
+
 // duration reads a Go duration ("90s", "5m", "4h") or a plain number of
 // seconds. min is the smallest value accepted; whole requires whole
 // seconds.
@@ -235,6 +249,7 @@ func applyEnv(cfg *Config, env func(string) string) []string {
 	e.duration("DRAIN_TIMEOUT", 0, false, &cfg.DrainTimeout)
 	e.positive("SIP_UDP_SOCKETS", 256, &cfg.UDPSockets)
 	e.positive("SIP_RESPONSE_CACHE_SIZE", 1<<32-1, &cfg.ResponseCacheSize)
+	e.count("GC_HEAP_HEADROOM", 1<<20, &cfg.GCHeapHeadroomMiB)
 	applyGuardEnv(e, &cfg.Guard)
 	applyStorageEnv(e, &cfg.Storage)
 	applyLimitsEnv(e, &cfg.Limits)

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"testing"
+	"time"
+)
+
+func TestGCPercentFor(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		live, headroom uint64
+		base, want     int
+	}{
+		{live: 40 * mib, headroom: 128 * mib, base: 100, want: 320},
+		{live: 200 * mib, headroom: 128 * mib, base: 100, want: 100}, // live heap large: GOGC alone
+		{live: 128 * mib, headroom: 128 * mib, base: 100, want: 100},
+		{live: 1 * mib, headroom: 128 * mib, base: 100, want: maxHeadroomPercent},
+		{live: 0, headroom: 128 * mib, base: 100, want: maxHeadroomPercent},
+		{live: 40 * mib, headroom: 128 * mib, base: 400, want: 400},
+	} {
+		if got := gcPercentFor(c.live, c.headroom, c.base); got != c.want {
+			t.Errorf("gcPercentFor(%d MiB live, %d MiB, %d) = %d, want %d", c.live/mib, c.headroom/mib, c.base, got, c.want)
+		}
+	}
+}
+
+func gogc() int64 {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64())
+}
+
+// After each collection the percentage follows the live heap; stopping
+// restores the base and no later collection changes it.
+func TestGCHeadroomFollowsCollections(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	keep := make([][]byte, 0, 64)
+	for range 64 { // ~64 MiB live
+		keep = append(keep, make([]byte, 1<<20))
+	}
+	testHeap = keep
+	runtime.GC()
+	stop := startGCHeadroom(256<<20, 100)
+	waitGOGC := func(ok func(int64) bool, what string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !ok(gogc()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("GOGC %d, want %s", gogc(), what)
+			}
+			runtime.GC()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// 256 MiB over ~64 live: ~400 (the test binary's own heap adds a little).
+	waitGOGC(func(p int64) bool { return p > 250 && p <= 400 }, "about 400 with ~64 MiB live")
+	testHeap = nil // ~2 MiB live: the cap
+	waitGOGC(func(p int64) bool { return p == maxHeadroomPercent }, "the cap")
+	stop()
+	if p := gogc(); p != 100 {
+		t.Fatalf("GOGC after stop = %d, want 100", p)
+	}
+	for range 3 { // with ~2 MiB live, a running floor would set the cap
+		runtime.GC()
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p := gogc(); p != 100 {
+		t.Fatalf("GOGC changed after stop: %d", p)
+	}
+}
+
+// testHeap is what TestGCHeadroomFollowsCollections keeps live: a
+// package variable, which the compiler cannot find dead.
+var testHeap [][]byte
