@@ -242,6 +242,9 @@ func New(o Options) (*Server, error) {
 
 		respCache: rc,
 	}
+	if b, ok := o.Events.(interface{ Backlogged() bool }); ok {
+		lim.backlogged = b.Backlogged // events.Pipeline
+	}
 	s.chain = s.buildChain()
 	if err := s.initCluster(); err != nil {
 		return nil, err

@@ -58,6 +58,10 @@ type limits struct {
 	alive      atomic.Int64
 	refused    prometheus.Counter
 	retryAfter string
+	// backlogged, when set, tells that the events publisher is falling
+	// behind (events.Pipeline.Backlogged); shed counts the 503s.
+	backlogged func() bool
+	shed       prometheus.Counter
 	// ended is given to every counted transaction; made once, so that
 	// counting allocates nothing of its own per request.
 	ended sip.FnTxTerminate
@@ -76,13 +80,17 @@ func newLimits(o Limits, server string, log *slog.Logger, reg prometheus.Registe
 			Namespace: "routr", Subsystem: "sip", Name: "server_transactions_refused_total",
 			Help: "Requests answered 503 because the server transaction limit was reached.",
 		}),
+		shed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "routr", Subsystem: "sip", Name: "events_backlog_refused_total",
+			Help: "New calls and registrations answered 503 while the events publisher was falling behind (half its queue waiting).",
+		}),
 	}
 	l.ended = func(string, error) { l.alive.Add(-1) }
 	alive := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "routr", Subsystem: "sip", Name: "server_transactions",
 		Help: "Server transactions alive: being handled, or finished and kept to absorb retransmissions.",
 	}, func() float64 { return float64(l.alive.Load()) })
-	for _, c := range []prometheus.Collector{l.refused, alive} {
+	for _, c := range []prometheus.Collector{l.refused, l.shed, alive} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("edge: register metrics: %w", err)
 		}
@@ -134,6 +142,14 @@ func (l *limits) admit(s *Server, r *Request) bool {
 	exempt := r.Method == sip.ACK || r.Method == sip.CANCEL || r.Method == sip.BYE && r.inDialog()
 	if !exempt && l.alive.Load() >= int64(l.opts.MaxTransactions) {
 		l.refused.Inc()
+		s.reply(r, 503, "Service Unavailable", sip.NewHeader("Retry-After", l.retryAfter))
+		r.Tx.Terminate()
+		return false
+	}
+	// What would make events (a new call, a registration) waits while
+	// the publisher falls behind: answered 503, nothing is lost.
+	if l.backlogged != nil && (r.Method == sip.REGISTER || r.Method == sip.INVITE && !r.inDialog()) && l.backlogged() {
+		l.shed.Inc()
 		s.reply(r, 503, "Service Unavailable", sip.NewHeader("Retry-After", l.retryAfter))
 		r.Tx.Terminate()
 		return false

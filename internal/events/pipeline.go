@@ -132,6 +132,17 @@ func NewPipeline(c Config, o PipelineOptions) (*Pipeline, error) {
 // Publish hands e to every enabled publisher's queue; it never blocks.
 func (p *Pipeline) Publish(e Event) { p.sink.Publish(e) }
 
+// Backlogged reports whether a working publisher is falling behind (see
+// Queue.Backlogged): any queue's is enough.
+func (p *Pipeline) Backlogged() bool {
+	for _, q := range p.queues {
+		if q.Backlogged() {
+			return true
+		}
+	}
+	return false
+}
+
 // OnSent implements Confirmer: f learns of the events the NATS server
 // confirmed (its ack in durable mode, a PING/PONG round trip otherwise).
 // Without a NATS publisher it reports false.

@@ -109,6 +109,11 @@ type Queue struct {
 
 	onSent atomic.Pointer[func([]Event)] // see OnSent
 
+	// failing is set by the drainer while its publisher fails, shedding
+	// while Backlogged says yes (hysteresis).
+	failing  atomic.Bool
+	shedding atomic.Bool
+
 	published    prometheus.Counter
 	batches      prometheus.Counter
 	failures     prometheus.Counter
@@ -236,6 +241,29 @@ func (q *Queue) Len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.r.n
+}
+
+// Backlogged reports that the publisher, while it works, is not keeping
+// up: half the queue's bound is waiting. It stays so until a quarter is
+// left. The edge then refuses new calls and registrations (503) rather
+// than make events the queue would have to drop; while the publisher
+// fails (NATS away) it reports false: SIP goes on, events are kept up to
+// the bound.
+func (q *Queue) Backlogged() bool {
+	if q.failing.Load() {
+		return false
+	}
+	n := q.Len()
+	on := q.shedding.Load()
+	switch {
+	case !on && n >= q.bound/2:
+		q.shedding.Store(true)
+		return true
+	case on && n <= q.bound/4:
+		q.shedding.Store(false)
+		return false
+	}
+	return on
 }
 
 // ErrQueueRunning is returned by Run when another Run is draining the queue.
@@ -385,6 +413,7 @@ func (q *Queue) drain(ctx context.Context) {
 			if !failingSince.IsZero() {
 				q.log.Info("events publishing again", "after", time.Since(failingSince).Round(time.Millisecond))
 				failingSince = time.Time{}
+				q.failing.Store(false)
 			}
 			pause = 0
 			continue
@@ -403,6 +432,7 @@ func (q *Queue) drain(ctx context.Context) {
 		q.failures.Inc()
 		if failingSince.IsZero() {
 			failingSince = time.Now()
+			q.failing.Store(true)
 			q.log.Warn("events publishing failed, keeping events and retrying", "error", err, "queued", n)
 		}
 		if errors.Is(err, ErrDisconnected) {

@@ -305,3 +305,61 @@ func TestFanout(t *testing.T) {
 		t.Errorf("fan-out delivered %v and %v", a, b)
 	}
 }
+
+// Backlogged turns on at half the bound and off at a quarter, and never
+// while the publisher fails.
+func TestQueueBacklogged(t *testing.T) {
+	p := &fakePublisher{gate: make(chan struct{})}
+	q := newTestQueue(t, p, QueueOptions{Name: "test", Bound: 8, MaxBatch: 1})
+	stop := run(t, q)
+	for i := range 3 {
+		q.Publish(ev(i))
+	}
+	if q.Backlogged() {
+		t.Fatal("3 of 8 queued: backlogged")
+	}
+	q.Publish(ev(3))
+	if !q.Backlogged() {
+		t.Fatal("4 of 8 queued: not backlogged")
+	}
+	release := func(left int) {
+		t.Helper()
+		p.gate <- struct{}{}
+		deadline := time.Now().Add(2 * time.Second)
+		for q.Len() != left {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d queued, want %d", q.Len(), left)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	release(3)
+	if !q.Backlogged() {
+		t.Fatal("3 of 8 queued after 4: no longer backlogged")
+	}
+	release(2)
+	if q.Backlogged() {
+		t.Fatal("2 of 8 queued: still backlogged")
+	}
+	close(p.gate)
+	closeQueue(t, q)
+	stop()
+
+	failing := &fakePublisher{fail: func(int, []Event) (int, error) { return 0, errors.New("NATS away") }}
+	fq := newTestQueue(t, failing, QueueOptions{Name: "failing", Bound: 8, MaxBatch: 1})
+	stopF := run(t, fq)
+	for i := range 8 {
+		fq.Publish(ev(i))
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for counterValue(t, fq.failures) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no failed attempt")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if fq.Backlogged() {
+		t.Fatal("backlogged while the publisher fails")
+	}
+	stopF()
+}
