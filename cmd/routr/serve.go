@@ -42,8 +42,8 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 	if soft := setDefaultMemoryLimit(env); soft > 0 { // memlimit.go
 		log.Info("soft memory limit: 90% of the cgroup's (GOMEMLIMIT unset)", "bytes", soft)
 	}
-	if env("GOGC") == "" && cfg.GCHeapHeadroomMiB > 0 {
-		defer startGCHeadroom(uint64(cfg.GCHeapHeadroomMiB)<<20, 100)() // gcheadroom.go
+	if env("GOGC") == "" && cfg.GCMinHeapMiB > 0 {
+		defer startGCMinHeap(uint64(cfg.GCMinHeapMiB)<<20, 100)() // gcminheap.go
 	}
 	res, err := openResources(ctx, cfg, log) // store.go: files or a database
 	if err != nil {

@@ -99,11 +99,10 @@ type Config struct {
 	// ResponseCacheSize bounds, in bytes, the final responses to
 	// non-INVITE requests kept to answer retransmissions; 0 means 32 MiB.
 	ResponseCacheSize int
-	// GCHeapHeadroomMiB (GC_HEAP_HEADROOM) lets the heap grow by at least
-	// this many MiB over what is live before the collector runs, where
-	// GOGC=100 alone would allow less (a small live heap under load); 0
-	// turns it off. Ignored when GOGC is set.
-	GCHeapHeadroomMiB int
+	// GCMinHeapMiB (GC_MIN_HEAP) is the heap size, in MiB, below which
+	// the collector does not run where GOGC alone would run it (a small
+	// live heap under load); 0 turns it off. Ignored when GOGC is set.
+	GCMinHeapMiB int
 
 	// Guard configures the flood guard (GUARD_* variables).
 	Guard Guard
@@ -277,7 +276,7 @@ func Default() *Config {
 		MaxBindings:       1_000_000,
 		TransactionLinger: 5 * time.Second,
 		DrainTimeout:      10 * time.Second,
-		GCHeapHeadroomMiB: 128,
+		GCMinHeapMiB:      192,
 	}
 }
 

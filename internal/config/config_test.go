@@ -46,7 +46,7 @@ func TestDefaults(t *testing.T) {
 		MaxBindings:         1000000,
 		TransactionLinger:   5 * time.Second,
 		DrainTimeout:        10 * time.Second,
-		GCHeapHeadroomMiB:   128,
+		GCMinHeapMiB:        192,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults\n%+v\nwant\n%+v", c, want)

@@ -76,7 +76,7 @@
 //	SIP_TRANSACTION_LINGER          5s                       keep finished UDP INVITE transactions this long
 //	SIP_UDP_SOCKETS                 GOMAXPROCS               sockets per UDP listener (SO_REUSEPORT)
 //	SIP_RESPONSE_CACHE_SIZE         33554432                 bytes of final responses kept for retransmissions
-//	GC_HEAP_HEADROOM                128                      MiB the heap may grow over what is live between collections, at least; 0 off
+//	GC_MIN_HEAP                     192                      MiB of heap before the collector runs, where GOGC alone would run it sooner; 0 off
 //	SIP_MAX_MESSAGE_SIZE            32768                    largest SIP message in bytes (513 beyond)
 //	SIP_MAX_TRANSACTIONS            250000                   server transactions alive at once (503 beyond)
 //	SIP_OVERLOAD_RETRY_AFTER        5                        Retry-After of those 503s, whole seconds

@@ -249,7 +249,7 @@ func applyEnv(cfg *Config, env func(string) string) []string {
 	e.duration("DRAIN_TIMEOUT", 0, false, &cfg.DrainTimeout)
 	e.positive("SIP_UDP_SOCKETS", 256, &cfg.UDPSockets)
 	e.positive("SIP_RESPONSE_CACHE_SIZE", 1<<32-1, &cfg.ResponseCacheSize)
-	e.count("GC_HEAP_HEADROOM", 1<<20, &cfg.GCHeapHeadroomMiB)
+	e.count("GC_MIN_HEAP", 1<<20, &cfg.GCMinHeapMiB)
 	applyGuardEnv(e, &cfg.Guard)
 	applyStorageEnv(e, &cfg.Storage)
 	applyLimitsEnv(e, &cfg.Limits)

@@ -11,18 +11,19 @@ import (
 func TestGCPercentFor(t *testing.T) {
 	const mib = 1 << 20
 	for _, c := range []struct {
-		live, headroom uint64
-		base, want     int
+		live, minHeap uint64
+		base, want    int
 	}{
-		{live: 40 * mib, headroom: 128 * mib, base: 100, want: 320},
-		{live: 200 * mib, headroom: 128 * mib, base: 100, want: 100}, // live heap large: GOGC alone
-		{live: 128 * mib, headroom: 128 * mib, base: 100, want: 100},
-		{live: 1 * mib, headroom: 128 * mib, base: 100, want: maxHeadroomPercent},
-		{live: 0, headroom: 128 * mib, base: 100, want: maxHeadroomPercent},
-		{live: 40 * mib, headroom: 128 * mib, base: 400, want: 400},
+		{live: 40 * mib, minHeap: 192 * mib, base: 100, want: 380},
+		{live: 96 * mib, minHeap: 192 * mib, base: 100, want: 100}, // half the goal live: GOGC alone
+		{live: 100 * mib, minHeap: 192 * mib, base: 100, want: 100},
+		{live: 300 * mib, minHeap: 192 * mib, base: 100, want: 100},
+		{live: 1 * mib, minHeap: 192 * mib, base: 100, want: maxMinHeapPercent},
+		{live: 0, minHeap: 192 * mib, base: 100, want: maxMinHeapPercent},
+		{live: 40 * mib, minHeap: 192 * mib, base: 400, want: 400},
 	} {
-		if got := gcPercentFor(c.live, c.headroom, c.base); got != c.want {
-			t.Errorf("gcPercentFor(%d MiB live, %d MiB, %d) = %d, want %d", c.live/mib, c.headroom/mib, c.base, got, c.want)
+		if got := gcPercentFor(c.live, c.minHeap, c.base); got != c.want {
+			t.Errorf("gcPercentFor(%d MiB live, %d MiB, %d) = %d, want %d", c.live/mib, c.minHeap/mib, c.base, got, c.want)
 		}
 	}
 }
@@ -35,7 +36,7 @@ func gogc() int64 {
 
 // After each collection the percentage follows the live heap; stopping
 // restores the base and no later collection changes it.
-func TestGCHeadroomFollowsCollections(t *testing.T) {
+func TestGCMinHeapFollowsCollections(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	keep := make([][]byte, 0, 64)
 	for range 64 { // ~64 MiB live
@@ -43,7 +44,7 @@ func TestGCHeadroomFollowsCollections(t *testing.T) {
 	}
 	testHeap = keep
 	runtime.GC()
-	stop := startGCHeadroom(256<<20, 100)
+	stop := startGCMinHeap(320<<20, 100)
 	waitGOGC := func(ok func(int64) bool, what string) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
@@ -55,10 +56,10 @@ func TestGCHeadroomFollowsCollections(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	// 256 MiB over ~64 live: ~400 (the test binary's own heap adds a little).
+	// 320 MiB with ~64 live: ~400 (the test binary's own heap adds a little).
 	waitGOGC(func(p int64) bool { return p > 250 && p <= 400 }, "about 400 with ~64 MiB live")
 	testHeap = nil // ~2 MiB live: the cap
-	waitGOGC(func(p int64) bool { return p == maxHeadroomPercent }, "the cap")
+	waitGOGC(func(p int64) bool { return p == maxMinHeapPercent }, "the cap")
 	stop()
 	if p := gogc(); p != 100 {
 		t.Fatalf("GOGC after stop = %d, want 100", p)
@@ -72,6 +73,6 @@ func TestGCHeadroomFollowsCollections(t *testing.T) {
 	}
 }
 
-// testHeap is what TestGCHeadroomFollowsCollections keeps live: a
+// testHeap is what TestGCMinHeapFollowsCollections keeps live: a
 // package variable, which the compiler cannot find dead.
 var testHeap [][]byte
