@@ -172,6 +172,7 @@ func serve(ctx context.Context, env func(string) string, logw io.Writer) error {
 			log.Error("events pipeline", "error", err)
 		}
 	})
+	wg.Go(func() { runIdleTrim(runCtx, log, trimEvery) }) // idletrim.go
 	wg.Go(func() { loc.Run(runCtx) })
 	wg.Go(func() { _ = tracker.Run(runCtx) })
 	wg.Go(func() { cl.Run(runCtx) })
