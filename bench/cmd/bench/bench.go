@@ -342,6 +342,7 @@ type summary struct {
 	GoroutineTop    []string           `json:"goroutine_top,omitempty"` // largest groups of the pprof dump when not back
 	GoroutineDump   string             `json:"goroutine_dump,omitempty"`
 	HeapAfterGCMB   float64            `json:"heap_inuse_after_gc_mb"` // after the drain and a forced GC
+	RSSIdleMB       float64            `json:"edge_rss_idle_mb,omitempty"` // resident after the drain and -idle at rest, before that GC
 	HeapProfile     string             `json:"heap_profile,omitempty"`
 	// Events of the failed step counted again after the drain: what was
 	// only late (e.g. a BYE that timed out 32 s later) is no longer lost.
@@ -505,6 +506,13 @@ func (b *bench) ladder(ctx context.Context, ladder string, eventsOn bool, rep in
 					sum.FailedStepCausesAfterDrain = ctr.causes(last.Tag)
 					sum.FailedStepUnended, sum.FailedStepUnendedSample = ctr.unended(last.Tag, 3)
 				}
+			}
+			if b.o.idle > 0 && !e.proc.exited() {
+				select {
+				case <-time.After(b.o.idle):
+				case <-ctx.Done():
+				}
+				sum.RSSIdleMB = round(e.metrics()["process_resident_memory_bytes"]/1e6, 1)
 			}
 			// Heap after a forced GC (pprof's gc=1): what the load left
 			// behind, garbage excluded. The profile is kept for pprof.

@@ -44,6 +44,7 @@ type options struct {
 	sippPath    string
 	retries     int
 	drainLimit  time.Duration
+	idle        time.Duration
 	rev         string
 	repeat      int
 	traceMsgs   bool
@@ -75,6 +76,7 @@ func run() int {
 	flag.StringVar(&o.sippPath, "sipp", "", "sipp binary (default: sipp from PATH)")
 	flag.IntVar(&o.retries, "retries", 2, "re-run a step this many times when a load generator is stopped by something else")
 	flag.DurationVar(&o.drainLimit, "drain", 40*time.Second, "after a ladder, wait up to this long for transactions and calls to drain (leak check)")
+	flag.DurationVar(&o.idle, "idle", 25*time.Second, "after the drain, leave routr idle this long and record its resident size (edge_rss_idle_mb: what it keeps at rest, after its idle trim); 0 skips")
 	flag.StringVar(&o.rev, "rev", "", "build this commit (git archive) instead of the working tree, e.g. HEAD")
 	flag.IntVar(&o.repeat, "repeat", 1, "run every ladder this many times, modes interleaved; the ratio uses medians")
 	flag.BoolVar(&o.traceMsgs, "trace", false, "also write every SIP message sipp sends or receives (-trace_shortmsg) into the step's folder; slows sipp")
@@ -113,6 +115,9 @@ func run() int {
 		}
 		if !set["drain"] {
 			o.drainLimit = 10 * time.Second
+		}
+		if !set["idle"] {
+			o.idle = 0
 		}
 	}
 	var err error
