@@ -389,7 +389,12 @@ func compareFunctions(fsm1 any, fsm2 any) error {
 
 func isIPV6(host string) bool {
 	// Quick reject (has dot)
-	for c := range host {
+	// routr-go patch: look at the bytes; upstream ranged over the indices,
+	// so the reject never happened and every dotted host (each URI and Via
+	// written) went through net.ParseIP, which allocates. A dot before any
+	// colon is never an IPv6 address, so the result is the same.
+	for i := 0; i < len(host); i++ {
+		c := host[i]
 		if c == '.' {
 			return false
 		}
