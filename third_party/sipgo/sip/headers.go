@@ -780,7 +780,8 @@ func (h *CSeqHeader) Value() string {
 }
 
 func (h *CSeqHeader) valueStringWrite(buffer io.StringWriter) {
-	buffer.WriteString(strconv.Itoa(int(h.SeqNo)))
+	// routr-go patch: the number is written without a string for it.
+	writeInt(buffer, int(h.SeqNo))
 	buffer.WriteString(" ")
 	buffer.WriteString(string(h.MethodName))
 }
@@ -927,11 +928,12 @@ func (h *ViaHeader) valueStringWrite(buffer io.StringWriter) {
 	buffer.WriteString("/")
 	buffer.WriteString(h.Transport)
 	buffer.WriteString(" ")
-	buffer.WriteString(uriIP(h.Host))
+	// routr-go patch: host and port are written without strings for them.
+	writeUriHost(buffer, h.Host)
 
 	if h.Port > 0 {
 		buffer.WriteString(":")
-		buffer.WriteString(strconv.Itoa(h.Port))
+		writeInt(buffer, h.Port)
 	}
 
 	if h.Params != nil && h.Params.Length() > 0 {

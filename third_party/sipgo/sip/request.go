@@ -69,7 +69,8 @@ func (req *Request) StartLine() string {
 func (req *Request) StartLineWrite(buffer io.StringWriter) {
 	buffer.WriteString(string(req.Method))
 	buffer.WriteString(" ")
-	buffer.WriteString(req.Recipient.String())
+	// routr-go patch: the URI is written to buffer, not built as a string.
+	req.Recipient.StringWrite(buffer)
 	buffer.WriteString(" ")
 	buffer.WriteString(req.SipVersion)
 }

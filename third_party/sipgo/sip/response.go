@@ -62,10 +62,10 @@ func (res *Response) StartLine() string {
 }
 
 func (res *Response) StartLineWrite(buffer io.StringWriter) {
-	statusCode := strconv.Itoa(int(res.StatusCode))
+	// routr-go patch: the status code is written without a string for it.
 	buffer.WriteString(res.SipVersion)
 	buffer.WriteString(" ")
-	buffer.WriteString(statusCode)
+	writeInt(buffer, int(res.StatusCode))
 	buffer.WriteString(" ")
 	buffer.WriteString(res.Reason)
 }

@@ -3,7 +3,10 @@ package sip
 // routr-go patch: tests for the allocation patches listed in PATCHES.md.
 
 import (
+	"bytes"
 	"net"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -18,5 +21,87 @@ func TestRoutrIsIPV6(t *testing.T) {
 		if got := isIPV6(host); got != want {
 			t.Errorf("isIPV6(%q) = %v, want %v", host, got, want)
 		}
+	}
+}
+
+func TestRoutrWriteInt(t *testing.T) {
+	for _, n := range []int{0, 7, 99, 100, 5060, 65535, 2147483647, -1} {
+		var sb strings.Builder
+		writeInt(&sb, n)
+		var bb bytes.Buffer
+		writeInt(&bb, n)
+		var ow otherWriter
+		writeInt(&ow, n)
+		want := strconv.Itoa(n)
+		if sb.String() != want || bb.String() != want || ow.s != want {
+			t.Errorf("writeInt(%d) = %q %q %q, want %q", n, sb.String(), bb.String(), ow.s, want)
+		}
+	}
+}
+
+type otherWriter struct{ s string }
+
+func (w *otherWriter) WriteString(s string) (int, error) { w.s += s; return len(s), nil }
+
+// The write path gives the bytes upstream's did: URIs with IPv6 hosts,
+// ports, params and headers, and the start lines.
+func TestRoutrWriteBytes(t *testing.T) {
+	for _, s := range []string{
+		"sip:alice@127.0.0.1:5060;transport=udp;lr",
+		"sip:[2001:db8::1]:5070;lr",
+		"sips:bob:secret@example.com;a=b c;x?h1=v1&h2=",
+		"tel:+14440001",
+		"sip:example.com",
+	} {
+		var u Uri
+		if err := ParseUri(s, &u); err != nil {
+			t.Fatal(s, err)
+		}
+		var want strings.Builder
+		want.WriteString(u.Scheme + ":")
+		if u.Raw() != "" {
+			want.WriteString(u.Raw())
+		} else {
+			if u.User != "" {
+				want.WriteString(u.User)
+				if u.Password != "" {
+					want.WriteString(":" + u.Password)
+				}
+				want.WriteString("@")
+			}
+			want.WriteString(uriIP(u.Host))
+			if u.Port > 0 {
+				want.WriteString(":" + strconv.Itoa(u.Port))
+			}
+			if u.UriParams.Length() > 0 {
+				want.WriteString(";" + u.UriParams.ToString(';'))
+			}
+			if u.Headers.Length() > 0 {
+				want.WriteString("?" + u.Headers.ToString('&'))
+			}
+		}
+		var bb bytes.Buffer
+		u.StringWrite(&bb)
+		if got := u.String(); got != want.String() || bb.String() != want.String() {
+			t.Errorf("%q: String %q, StringWrite %q, want %q", s, got, bb.String(), want.String())
+		}
+		req := NewRequest(INVITE, u)
+		if got := req.StartLine(); got != "INVITE "+want.String()+" SIP/2.0" {
+			t.Errorf("start line %q", got)
+		}
+	}
+	res := NewResponse(180, "Ringing")
+	if got := res.StartLine(); got != "SIP/2.0 180 Ringing" {
+		t.Errorf("start line %q", got)
+	}
+	cseq := CSeqHeader{SeqNo: 123456, MethodName: INVITE}
+	if got := cseq.String(); got != "CSeq: 123456 INVITE" {
+		t.Errorf("cseq %q", got)
+	}
+	via := ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: "fe80::1", Port: 5060, Params: HeaderParams{{"branch", "z9hG4bK1"}, {"rport", ""}}}
+	var bb bytes.Buffer
+	via.valueStringWrite(&bb)
+	if got := bb.String(); got != "SIP/2.0/UDP [fe80::1]:5060;branch=z9hG4bK1;rport" {
+		t.Errorf("via %q", got)
 	}
 }

@@ -88,22 +88,25 @@ func (uri *Uri) StringWrite(buffer io.StringWriter) {
 	}
 
 	// Compulsory hostname.
-	buffer.WriteString(uriIP(uri.Host))
+	// routr-go patch: host, port and params are written to buffer instead
+	// of through strings built for them (uriIP, strconv.Itoa, ToString);
+	// ToStringWrite writes what ToString returns.
+	writeUriHost(buffer, uri.Host)
 
 	// Optional port number.
 	if uri.Port > 0 {
 		buffer.WriteString(":")
-		buffer.WriteString(strconv.Itoa(uri.Port))
+		writeInt(buffer, uri.Port)
 	}
 
 	if (uri.UriParams != nil) && uri.UriParams.Length() > 0 {
 		buffer.WriteString(";")
-		buffer.WriteString(uri.UriParams.ToString(';'))
+		uri.UriParams.ToStringWrite(';', buffer)
 	}
 
 	if (uri.Headers != nil) && uri.Headers.Length() > 0 {
 		buffer.WriteString("?")
-		buffer.WriteString(uri.Headers.ToString('&'))
+		uri.Headers.ToStringWrite('&', buffer)
 	}
 }
 

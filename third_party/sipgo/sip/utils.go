@@ -9,6 +9,7 @@ import (
 	"net"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 )
 
@@ -405,6 +406,34 @@ func isIPV6(host string) bool {
 
 	ip := net.ParseIP(host)
 	return ip != nil && ip.To4() == nil
+}
+
+// routr-go patch: writeInt and writeUriHost write what strconv.Itoa and
+// uriIP would return without building that string first when the writer
+// is a *bytes.Buffer or *strings.Builder (what sipgo's String and
+// transports pass): ports, status codes and CSeq numbers from 100 up, and
+// bracketed IPv6 hosts, allocated once per write.
+func writeInt(w io.StringWriter, n int) {
+	switch bw := w.(type) {
+	case *bytes.Buffer:
+		var a [20]byte
+		bw.Write(strconv.AppendInt(a[:0], int64(n), 10))
+	case *strings.Builder:
+		var a [20]byte
+		bw.Write(strconv.AppendInt(a[:0], int64(n), 10))
+	default:
+		w.WriteString(strconv.Itoa(n))
+	}
+}
+
+func writeUriHost(w io.StringWriter, host string) {
+	if isIPV6(host) {
+		w.WriteString("[")
+		w.WriteString(host)
+		w.WriteString("]")
+		return
+	}
+	w.WriteString(host)
 }
 
 func uriIP(ip string) string {
