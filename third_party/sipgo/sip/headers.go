@@ -233,9 +233,10 @@ func (hs *headers) Headers() []Header {
 // Headers are pointers, always Clone them for change
 func (hs *headers) GetHeaders(name string) []Header {
 	var hds []Header
-	nameLower := HeaderToLower(name)
+	// routr-go patch: names compared case-insensitively without lowering
+	// them (HeaderToLower allocates for names outside its list).
 	for _, h := range hs.headerOrder {
-		if HeaderToLower(h.Name()) == nameLower {
+		if headerNameEqualFold(h.Name(), name) {
 			hds = append(hds, h)
 		}
 	}
@@ -246,19 +247,69 @@ func (hs *headers) GetHeaders(name string) []Header {
 // Use lower case to avoid allocs
 // Headers are pointers, always Clone them for change
 func (hs *headers) GetHeader(name string) Header {
-	name = HeaderToLower(name)
-	return hs.getHeader(name)
+	// routr-go patch: names compared case-insensitively without lowering
+	// them (HeaderToLower allocates for names outside its list).
+	for _, h := range hs.headerOrder {
+		if headerNameEqualFold(h.Name(), name) {
+			return h
+		}
+	}
+	return nil
 }
 
 // getHeader is direct access, name must be lowercase
 func (hs *headers) getHeader(nameLower string) Header {
+	// routr-go patch: compared without lowering each header's name, which
+	// allocated for every name outside HeaderToLower's list on each lookup.
 	for _, h := range hs.headerOrder {
-		if HeaderToLower(h.Name()) == nameLower {
+		if headerNameLowerEqual(h.Name(), nameLower) {
 			return h
 		}
 	}
 
 	return nil
+}
+
+// routr-go patch: headerNameEqualFold reports whether
+// HeaderToLower(a) == HeaderToLower(b), and headerNameLowerEqual whether
+// HeaderToLower(name) == lower, without allocating (HeaderToLower lowers
+// ASCII letters only).
+func headerNameEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		ca, cb := a[i], b[i]
+		if ca == cb {
+			continue
+		}
+		if 'A' <= ca && ca <= 'Z' {
+			ca += 'a' - 'A'
+		}
+		if 'A' <= cb && cb <= 'Z' {
+			cb += 'a' - 'A'
+		}
+		if ca != cb {
+			return false
+		}
+	}
+	return true
+}
+
+func headerNameLowerEqual(name, lower string) bool {
+	if len(name) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // RemoveHeader removes header by name

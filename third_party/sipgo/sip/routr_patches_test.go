@@ -105,3 +105,33 @@ func TestRoutrWriteBytes(t *testing.T) {
 		t.Errorf("via %q", got)
 	}
 }
+
+// A lookup of a header the message lacks (what the lazy accessors do),
+// among names outside HeaderToLower's list.
+func BenchmarkRoutrGetHeader(b *testing.B) {
+	msg, err := ParseMessage([]byte(strings.Join([]string{
+		"INVITE sip:bob@127.0.0.1:5060 SIP/2.0",
+		"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1;rport",
+		"Max-Forwards: 70",
+		"From: <sip:alice@example.com>;tag=1",
+		"To: <sip:bob@example.com>",
+		"Call-ID: abc",
+		"CSeq: 1 INVITE",
+		"Contact: <sip:alice@127.0.0.1:5070>",
+		"User-Agent: x",
+		"Allow: INVITE, ACK, BYE",
+		"Supported: timer",
+		"Content-Type: application/sdp",
+		"Content-Length: 0",
+		"", ""}, "\r\n")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := msg.(*Request)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		_ = req.getHeader("route")
+		_ = req.GetHeader("Proxy-Authorization")
+	}
+}
