@@ -135,3 +135,48 @@ func BenchmarkRoutrGetHeader(b *testing.B) {
 		_ = req.GetHeader("Proxy-Authorization")
 	}
 }
+
+func TestRoutrServerTxKey(t *testing.T) {
+	for _, via := range []string{
+		"SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-inv-1;rport",
+		"SIP/2.0/TCP example.com;branch=z9hG4bK776asdhds",
+		"SIP/2.0/UDP [2001:db8::1]:65535;branch=z9hG4bKx",
+	} {
+		msg := testCreateMessage(t, []string{
+			"ACK sip:bob@example.com SIP/2.0",
+			"Via: " + via,
+			"From: <sip:alice@example.com>;tag=1",
+			"To: <sip:bob@example.com>",
+			"Call-ID: abc",
+			"CSeq: 1 ACK",
+			"Content-Length: 0",
+			"", ""})
+		v := msg.Via()
+		branch, _ := v.Params.Get("branch")
+		port := v.Port
+		if port == 0 {
+			port = int(DefaultPort(v.Transport))
+		}
+		want := branch + TxSeperator + v.Host + TxSeperator + strconv.Itoa(port) + TxSeperator + "INVITE"
+		got, err := ServerTxKeyMake(msg)
+		if err != nil || got != want {
+			t.Errorf("key %q %v, want %q", got, err, want)
+		}
+		if n := testing.AllocsPerRun(10, func() { ServerTxKeyMake(msg) }); n != 1 {
+			t.Errorf("%v allocs, want 1", n)
+		}
+	}
+}
+
+func TestRoutrDefaultPort(t *testing.T) {
+	want := map[string]int{"udp": DefaultUdpPort, "tcp": DefaultTcpPort, "tls": DefaultTlsPort, "ws": DefaultWsPort, "wss": DefaultWssPort}
+	for _, tp := range []string{"UDP", "udp", "Udp", "TCP", "tcp", "tCp", "TLS", "tls", "WS", "ws", "wS", "WSS", "wss", "Wss", "SCTP", "", "x"} {
+		w, ok := want[ASCIIToLower(tp)]
+		if !ok {
+			w = DefaultTcpPort
+		}
+		if got := DefaultPort(tp); got != w {
+			t.Errorf("DefaultPort(%q) = %d, want %d", tp, got, w)
+		}
+	}
+}

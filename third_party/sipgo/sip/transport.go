@@ -49,6 +49,20 @@ type TransportReadFilter func(info TransportReadProps, data []byte) ([]byte, err
 
 // DefaultPort returns transport default port by network.
 func DefaultPort(transport string) int {
+	// routr-go patch: the usual spellings first; ASCIIToLower allocates
+	// for the upper case a Via carries ("SIP/2.0/UDP").
+	switch transport {
+	case "UDP", "udp":
+		return DefaultUdpPort
+	case "TCP", "tcp":
+		return DefaultTcpPort
+	case "TLS", "tls":
+		return DefaultTlsPort
+	case "WS", "ws":
+		return DefaultWsPort
+	case "WSS", "wss":
+		return DefaultWssPort
+	}
 	switch ASCIIToLower(transport) {
 	case "tls":
 		return DefaultTlsPort
