@@ -170,6 +170,12 @@ func addressStateUri(a *nameAddress, s string) (addressFSM, string, error) {
 }
 
 func addressStateHeaderParams(a *nameAddress, s string) (addressFSM, string, error) {
+	// routr-go patch: params without room get it for all that follow (one
+	// allocation, not one per doubling); see UnmarshalHeaderParams.
+	reserve := 0
+	if a.headerParams != nil && cap(*a.headerParams) == 0 {
+		reserve = strings.Count(s, ";") + 1
+	}
 
 	addParam := func(equal int, s string) {
 
@@ -177,7 +183,7 @@ func addressStateHeaderParams(a *nameAddress, s string) (addressFSM, string, err
 			name := s[:equal]
 			val := s[equal+1:]
 			if a.headerParams != nil {
-				a.headerParams.Add(name, val)
+				addParamReserve(a.headerParams, reserve, name, val)
 			}
 			return
 		}
@@ -190,7 +196,7 @@ func addressStateHeaderParams(a *nameAddress, s string) (addressFSM, string, err
 		// Case when we have key name but not value. ex ;+siptag;
 		name := s[:]
 		if a.headerParams != nil {
-			a.headerParams.Add(name, "")
+			addParamReserve(a.headerParams, reserve, name, "")
 		}
 	}
 

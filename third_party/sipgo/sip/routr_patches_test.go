@@ -180,3 +180,28 @@ func TestRoutrDefaultPort(t *testing.T) {
 		}
 	}
 }
+
+func TestRoutrParamsRoom(t *testing.T) {
+	var via ViaHeader
+	if err := parseViaHeader("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1;rport;received=10.0.0.1", &via); err != nil {
+		t.Fatal(err)
+	}
+	if want := (HeaderParams{{"branch", "z9hG4bK1"}, {"rport", ""}, {"received", "10.0.0.1"}}); !via.Params.Equals(want) || len(via.Params) != 3 || cap(via.Params) != 3 {
+		t.Errorf("via params %v cap %d", via.Params, cap(via.Params))
+	}
+	via = ViaHeader{}
+	if err := parseViaHeader("SIP/2.0/UDP 127.0.0.1:5060", &via); err != nil || via.Params != nil {
+		t.Errorf("via params %#v %v", via.Params, err)
+	}
+	var from FromHeader
+	if err := parseFromHeader("<sip:alice@example.com>;tag=1;x;y=\"a b\"", &from); err != nil {
+		t.Fatal(err)
+	}
+	if want := (HeaderParams{{"tag", "1"}, {"x", ""}, {"y", "\"a b\""}}); len(from.Params) != 3 || !from.Params.Equals(want) || cap(from.Params) != 3 {
+		t.Errorf("from params %#v cap %d", from.Params, cap(from.Params))
+	}
+	from = FromHeader{}
+	if err := parseFromHeader("<sip:alice@example.com>", &from); err != nil || from.Params != nil {
+		t.Errorf("from params %#v %v", from.Params, err)
+	}
+}
