@@ -205,3 +205,38 @@ func TestRoutrParamsRoom(t *testing.T) {
 		t.Errorf("from params %#v %v", from.Params, err)
 	}
 }
+
+func TestRoutrLazyHeaderMissing(t *testing.T) {
+	msg := testCreateMessage(t, []string{
+		"BYE sip:bob@example.com SIP/2.0",
+		"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1",
+		"From: <sip:alice@example.com>;tag=1",
+		"To: <sip:bob@example.com>;tag=2",
+		"Call-ID: abc",
+		"CSeq: 2 BYE",
+		"Content-Length: 0",
+		"", ""})
+	req := msg.(*Request)
+	n := testing.AllocsPerRun(10, func() {
+		if req.Route() != nil || req.RecordRoute() != nil || req.Contact() != nil || req.ContentType() != nil || req.ReferTo() != nil {
+			t.Fatal("header found")
+		}
+	})
+	if n != 0 {
+		t.Errorf("%v allocs for missing headers", n)
+	}
+	// A header not parsed at parse time is parsed on access.
+	req = NewRequest(BYE, Uri{Host: "example.com"})
+	req.AppendHeader(NewHeader("Route", "<sip:p1.example.com;lr>"))
+	req.AppendHeader(NewHeader("Max-Forwards", "70"))
+	if r := req.Route(); r == nil || r.Address.Host != "p1.example.com" || !r.Address.UriParams.Has("lr") {
+		t.Errorf("route %v", r)
+	}
+	if m := req.MaxForwards(); m == nil || *m != 70 {
+		t.Errorf("max-forwards %v", m)
+	}
+	req.AppendHeader(NewHeader("CSeq", "x"))
+	if c := req.CSeq(); c != nil {
+		t.Errorf("cseq %v", c)
+	}
+}
