@@ -240,3 +240,35 @@ func TestRoutrLazyHeaderMissing(t *testing.T) {
 		t.Errorf("cseq %v", c)
 	}
 }
+
+func TestRoutrAddrStrings(t *testing.T) {
+	ips := []net.IP{
+		net.IPv4(127, 0, 0, 1), net.IPv4(127, 0, 0, 1).To4(), net.ParseIP("10.1.2.3"), net.ParseIP("255.255.255.255").To4(),
+		net.ParseIP("::1"), net.ParseIP("fe80::1"), net.ParseIP("::ffff:1.2.3.4"), {1, 2, 3}, nil, {},
+	}
+	for _, ip := range ips {
+		for _, port := range []int{0, 5, 99, 5060, 65535, -1} {
+			for _, zone := range []string{"", "eth0"} {
+				u := &net.UDPAddr{IP: ip, Port: port, Zone: zone}
+				if got, want := udpAddrString(u), u.String(); got != want {
+					t.Errorf("udpAddrString(%#v) = %q, want %q", u, got, want)
+				}
+				if ip == nil {
+					continue
+				}
+				a := Addr{IP: ip, Port: port, Zone: zone, Hostname: "h"}
+				if got, want := a.String(), net.JoinHostPort(ip.String(), strconv.Itoa(port)); got != want {
+					t.Errorf("Addr%v.String() = %q, want %q", ip, got, want)
+				}
+			}
+		}
+	}
+	var nilAddr *net.UDPAddr
+	if got := udpAddrString(nilAddr); got != "<nil>" {
+		t.Errorf("nil: %q", got)
+	}
+	u := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5060}
+	if n := testing.AllocsPerRun(10, func() { udpAddrString(u) }); n != 1 {
+		t.Errorf("%v allocs", n)
+	}
+}
