@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 )
 
 type TransactionRequestHandler func(req *Request, tx *ServerTx)
@@ -238,9 +237,10 @@ func (txl *TransactionLayer) serverTxRequest(req *Request, key string) error {
 	txl.serverTransactions.unlock()
 
 	// Connections are singleflight operations
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := txl.tpl.serverRequestConnection(ctx, req)
+	// routr-go patch: serverRequestConnection sets its 10 s timeout itself,
+	// where it resolves or dials; a request answered over the connection it
+	// came from (every UDP one) made a timer context for nothing.
+	conn, err := txl.tpl.serverRequestConnection(context.Background(), req)
 	if err != nil {
 		return fmt.Errorf("server tx get connection failed: %w", err)
 	}
@@ -283,9 +283,8 @@ func (txl *TransactionLayer) serverTxRequest(req *Request, key string) error {
 func (txl *TransactionLayer) serverTxCreate(req *Request, key string) (*ServerTx, error) {
 	// Connection must exist by transport layer or it will be created
 	// What if connection setup can not be made fast enough?
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := txl.tpl.serverRequestConnection(ctx, req)
+	// routr-go patch: the timeout is set by serverRequestConnection.
+	conn, err := txl.tpl.serverRequestConnection(context.Background(), req)
 	if err != nil {
 		return nil, fmt.Errorf("server tx get connection failed: %w", err)
 	}
