@@ -272,3 +272,28 @@ func TestRoutrAddrStrings(t *testing.T) {
 		t.Errorf("%v allocs", n)
 	}
 }
+
+func TestRoutrUriStringAllocs(t *testing.T) {
+	for _, s := range []string{
+		"sip:+17066041487@trunk01.sip.local", "sips:bob:secret@example.com:5061;transport=tls;lr;x=\"a b\"?h1=v1&h2=",
+		"sip:127.0.0.1:5060;transport=udp;lr;rt=abcdefghijklmnopqrstuvwxyz", "tel:+14440001", "urn:service:sos",
+	} {
+		var u Uri
+		if err := ParseUri(s, &u); err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		u.StringWrite(&b)
+		if u.String() != b.String() || len(b.String()) > u.maxStringLen() {
+			t.Errorf("%q: %q, %q, max %d", s, u.String(), b.String(), u.maxStringLen())
+		}
+		// The builder itself (it escapes, as an io.StringWriter) and its buffer.
+		if n := testing.AllocsPerRun(100, func() { _ = u.String() }); n > 2 {
+			t.Errorf("%q: %v allocs", s, n)
+		}
+	}
+	u := Uri{Host: "example.com", Port: -5, UriParams: HeaderParams{{"a", "b c"}}}
+	if got := u.String(); got != "sip:example.com;a=\"b c\"" || len(got) > u.maxStringLen() {
+		t.Errorf("%q", got)
+	}
+}

@@ -52,9 +52,25 @@ type Uri struct {
 // String returns the string representation of the URI.
 func (uri *Uri) String() string {
 	var buffer strings.Builder
+	// routr-go patch: room for the whole URI up front (the builder grew
+	// three or four times).
+	buffer.Grow(uri.maxStringLen())
 	uri.StringWrite(&buffer)
 
 	return buffer.String()
+}
+
+// routr-go patch: maxStringLen is at least the length StringWrite writes.
+func (uri *Uri) maxStringLen() int {
+	n := len(uri.Scheme) + len("sips:") + len(uri.raw) + len("//") +
+		len(uri.User) + len(uri.Password) + len(":@") + len(uri.Host) + len("[]") + len(":-9223372036854775808")
+	for _, kv := range uri.UriParams {
+		n += len(";=\"\"") + len(kv.K) + len(kv.V)
+	}
+	for _, kv := range uri.Headers {
+		n += len("&=\"\"") + len(kv.K) + len(kv.V)
+	}
+	return n
 }
 
 // StringWrite writes uri string to buffer
