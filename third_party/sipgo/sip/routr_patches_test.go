@@ -297,3 +297,66 @@ func TestRoutrUriStringAllocs(t *testing.T) {
 		t.Errorf("%q", got)
 	}
 }
+
+// routrInvite is an INVITE as a PBX or carrier sends it: headers sipgo
+// has no parser for among those it has.
+var routrInvite = []byte(strings.Join([]string{
+	"INVITE sip:+17066041487@trunk01.sip.local SIP/2.0",
+	"Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK-524287-1---abc;rport",
+	"Max-Forwards: 70",
+	"Contact: <sip:+14440001@10.0.0.5:5060>",
+	"To: <sip:+17066041487@trunk01.sip.local>",
+	"From: \"Caller\" <sip:+14440001@trunk01.sip.local>;tag=8b9c7d",
+	"Call-ID: 1-2-3-4-5@10.0.0.5",
+	"CSeq: 1 INVITE",
+	"Allow: INVITE, ACK, CANCEL, BYE, NOTIFY, REFER, OPTIONS, UPDATE, PRACK",
+	"Supported: replaces, timer, 100rel",
+	"User-Agent: Acme PBX 1.2",
+	"P-Asserted-Identity: <sip:+14440001@trunk01.sip.local>",
+	"Session-Expires: 1800",
+	"Min-SE: 90",
+	"X-Account: 1234",
+	"Content-Type: application/sdp",
+	"Content-Length: 0",
+	"", ""}, "\r\n"))
+
+func BenchmarkRoutrParseInvite(b *testing.B) {
+	p := NewParser()
+	b.ReportAllocs()
+	for range b.N {
+		if _, err := p.ParseSIP(routrInvite); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestRoutrParseGenericHeader(t *testing.T) {
+	for _, line := range []string{
+		"User-Agent: Acme PBX 1.2", "X-Foo :  bar baz  ", "X-Empty:", "X-Spaces:   ", ": no name", "x-lower:v",
+		"X-\u00dcnicode:\u00a0v\u00a0", "\tX-Tab\t:\tv\t", "MAX-FORWARDS: 70", "Refer-To: <sip:a@b>", "REFER-TO: <sip:a@b>",
+		"A-Very-Long-Header-Name-Longer-Than-Thirty-Two-Bytes: v", "CALL-ID: abc", "Session-Expires: 1800;refresher=uac",
+	} {
+		colon := strings.IndexByte(line, ':')
+		name := string(bytes.TrimSpace([]byte(line[:colon])))
+		value := string(bytes.TrimSpace([]byte(line[colon+1:])))
+		hs, err := headersParsers.ParseHeader(nil, []byte(line))
+		if err != nil || len(hs) != 1 {
+			t.Fatalf("%q: %v %v", line, hs, err)
+		}
+		h := hs[0]
+		if _, ok := headersParsers[ASCIIToLower(name)]; ok {
+			if _, generic := h.(*genericHeader); generic {
+				t.Errorf("%q: parsed as generic", line)
+			}
+			continue
+		}
+		if h.Name() != name || h.Value() != value {
+			t.Errorf("%q: %q: %q, want %q: %q", line, h.Name(), h.Value(), name, value)
+		}
+	}
+	// Folded.
+	msg := testCreateMessage(t, []string{"OPTIONS sip:a@b SIP/2.0", "X-Fold: a", " b", "Content-Length: 0", "", ""})
+	if h := msg.(*Request).GetHeader("X-Fold"); h == nil || h.Value() != "a b" {
+		t.Errorf("folded %v", h)
+	}
+}

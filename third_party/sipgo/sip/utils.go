@@ -43,6 +43,22 @@ func isASCII(c rune) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
 }
 
+// routr-go patch: asciiToLowerBuf is asciiToLower lowering into buf when s
+// fits (the result then aliases buf).
+func asciiToLowerBuf(s []byte, buf *[32]byte) []byte {
+	if len(s) > len(buf) {
+		return asciiToLower(s)
+	}
+	b := buf[:len(s)]
+	for i, c := range s {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return b
+}
+
 func asciiToLower(s []byte) []byte {
 	// first check is ascii already low to avoid alloc
 	nonLowInd := -1
@@ -150,6 +166,17 @@ var (
 )
 
 func headerToLower(s []byte) []byte {
+	// routr-go patch: the list is headerToLowerKnown.
+	if l, ok := headerToLowerKnown(s); ok {
+		return l
+	}
+	// This creates one allocation if we really need to lower
+	return asciiToLower(s)
+}
+
+// routr-go patch: headerToLowerKnown is headerToLower for the names it
+// lowers without allocating; ok is false for the others.
+func headerToLowerKnown(s []byte) ([]byte, bool) {
 	if len(s) == 1 {
 		c := s[0]
 		if 'A' <= c && c <= 'Z' {
@@ -157,51 +184,50 @@ func headerToLower(s []byte) []byte {
 		}
 		switch c {
 		case 't':
-			return hdrTo
+			return hdrTo, true
 		case 'f':
-			return hdrFrom
+			return hdrFrom, true
 		case 'v':
-			return hdrVia
+			return hdrVia, true
 		case 'i':
-			return hdrCallID
+			return hdrCallID, true
 		case 'l':
-			return hdrContentLength
+			return hdrContentLength, true
 		case 'c':
-			return hdrContentType
+			return hdrContentType, true
 		case 'm':
-			return hdrContact
+			return hdrContact, true
 		}
 	}
 	// Avoid allocations
 	switch string(s) {
 	case "Via", "via":
-		return hdrVia
+		return hdrVia, true
 	case "From", "from":
-		return hdrFrom
+		return hdrFrom, true
 	case "To", "to":
-		return hdrTo
+		return hdrTo, true
 	case "Call-ID", "call-id":
-		return hdrCallID
+		return hdrCallID, true
 	case "Contact", "contact":
-		return hdrContact
+		return hdrContact, true
 	case "CSeq", "CSEQ", "cseq":
-		return hdrCSeq
+		return hdrCSeq, true
 	case "Content-Type", "content-type":
-		return hdrContentType
+		return hdrContentType, true
 	case "Content-Length", "content-length":
-		return hdrContentLength
+		return hdrContentLength, true
 	case "Route", "route":
-		return hdrRoute
+		return hdrRoute, true
 	case "Record-Route", "record-route":
-		return hdrRecordRoute
+		return hdrRecordRoute, true
 	case "Max-Forwards":
-		return hdrMaxForwards
+		return hdrMaxForwards, true
 	case "Timestamp", "timestamp":
-		return hdrTimestamp
+		return hdrTimestamp, true
 	}
 
-	// This creates one allocation if we really need to lower
-	return asciiToLower(s)
+	return nil, false
 }
 
 // HeaderToLower is fast ASCII lower string
