@@ -104,7 +104,12 @@ func (headersParser HeadersParser) ParseHeader(out []Header, line []byte) ([]Hea
 	}
 
 	// NOTE: This line is a must and this conversion must here to stay
-	fieldText := string(fieldValue)
+	// routr-go patch: a number below 1000 (Content-Length, Max-Forwards)
+	// is a shared constant string instead of a new one.
+	fieldText, ok := smallNumberString(fieldValue)
+	if !ok {
+		fieldText = string(fieldValue)
+	}
 	// Support comma separated values
 	for {
 		// We have a registered parser for this header type - use it.
@@ -123,6 +128,37 @@ func (headersParser HeadersParser) ParseHeader(out []Header, line []byte) ([]Hea
 		out = append(out, h)
 		fieldText = fieldText[commaErr+1:]
 	}
+}
+
+// routr-go patch: smallNumbers[n] is strconv.Itoa(n), all cut from one
+// string.
+var smallNumbers = func() (t [1000]string) {
+	var b []byte
+	for n := range t {
+		b = strconv.AppendInt(b, int64(n), 10)
+	}
+	s := string(b)
+	for n := range t {
+		l := len(strconv.Itoa(n))
+		t[n], s = s[:l], s[l:]
+	}
+	return t
+}()
+
+// routr-go patch: smallNumberString returns string(b) from smallNumbers
+// when b is a number below 1000 written as strconv.Itoa writes it.
+func smallNumberString(b []byte) (string, bool) {
+	if len(b) == 0 || len(b) > 3 || len(b) > 1 && b[0] == '0' {
+		return "", false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return "", false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return smallNumbers[n], true
 }
 
 // routr-go patch: newGenericHeaderFromLine returns

@@ -360,3 +360,21 @@ func TestRoutrParseGenericHeader(t *testing.T) {
 		t.Errorf("folded %v", h)
 	}
 }
+
+func TestRoutrSmallNumberString(t *testing.T) {
+	for n := range 1000 {
+		s := strconv.Itoa(n)
+		if got, ok := smallNumberString([]byte(s)); !ok || got != s {
+			t.Fatalf("%d: %q %v", n, got, ok)
+		}
+	}
+	for _, s := range []string{"", "00", "01", "007", "1000", "-1", "+1", "1a", " 1", "a", "99999"} {
+		if got, ok := smallNumberString([]byte(s)); ok {
+			t.Errorf("%q: %q", s, got)
+		}
+	}
+	msg := testCreateMessage(t, []string{"OPTIONS sip:a@b SIP/2.0", "Max-Forwards: 70", "Content-Length: 0", "", ""})
+	if mf := msg.(*Request).MaxForwards(); mf == nil || *mf != 70 {
+		t.Errorf("max-forwards %v", mf)
+	}
+}
