@@ -29,6 +29,12 @@ type TransactionLayer struct {
 	terminateOnConnClose bool
 
 	log *slog.Logger
+
+	// routr-go patch: the method values given to each transaction's
+	// OnTerminate, made once (a method value allocates each time it is
+	// taken); nil in a TransactionLayer not made by NewTransactionLayer.
+	serverTxTerminateFn FnTxTerminate
+	clientTxTerminateFn FnTxTerminate
 }
 
 type TransactionLayerOption func(tpl *TransactionLayer)
@@ -68,6 +74,8 @@ func NewTransactionLayer(tpl *TransportLayer, options ...TransactionLayerOption)
 		unRespHandler: defaultUnhandledRespHandler,
 	}
 	txl.log = DefaultLogger().With("caller", "TransactionLayer")
+	txl.serverTxTerminateFn = txl.serverTxTerminate // routr-go patch
+	txl.clientTxTerminateFn = txl.clientTxTerminate // routr-go patch
 
 	for _, o := range options {
 		o(txl)
@@ -272,7 +280,12 @@ func (txl *TransactionLayer) serverTxRequest(req *Request, key string) error {
 
 	// put tx to store
 	txl.serverTransactions.items[key] = tx
-	tx.OnTerminate(txl.serverTxTerminate)
+	// routr-go patch: the method value made once.
+	if f := txl.serverTxTerminateFn; f != nil {
+		tx.OnTerminate(f)
+	} else {
+		tx.OnTerminate(txl.serverTxTerminate)
+	}
 	txl.serverTransactions.unlock()
 
 	// pass request and transaction to handler
@@ -372,7 +385,12 @@ func (txl *TransactionLayer) clientTxRequest(ctx context.Context, req *Request, 
 	tx = NewClientTx(key, req, conn, txl.log)
 
 	txl.clientTransactions.items[key] = tx
-	tx.OnTerminate(txl.clientTxTerminate)
+	// routr-go patch: the method value made once.
+	if f := txl.clientTxTerminateFn; f != nil {
+		tx.OnTerminate(f)
+	} else {
+		tx.OnTerminate(txl.clientTxTerminate)
+	}
 	txl.clientTransactions.unlock()
 	return tx, nil
 }
