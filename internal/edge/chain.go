@@ -32,9 +32,13 @@ func (r *Request) CallID() string {
 
 // Transport is the lower-case transport the request arrived on.
 func (r *Request) Transport() string {
-	// sipgo names its transports in upper case: answer those without
-	// strings.ToLower's allocation.
-	switch t := r.Request.Transport(); t {
+	return lowerTransport(r.Request.Transport())
+}
+
+// lowerTransport is strings.ToLower(t) without its allocation for the
+// transports' names (sipgo names them in upper case).
+func lowerTransport(t string) string {
+	switch t {
 	case "UDP", "udp":
 		return "udp"
 	case "TCP", "tcp":
@@ -47,6 +51,25 @@ func (r *Request) Transport() string {
 		return "wss"
 	default:
 		return strings.ToLower(t)
+	}
+}
+
+// upperTransport is strings.ToUpper(t) without its allocation for the
+// transports' names (routr names them in lower case, sipgo in upper).
+func upperTransport(t string) string {
+	switch t {
+	case "udp", "UDP":
+		return "UDP"
+	case "tcp", "TCP":
+		return "TCP"
+	case "tls", "TLS":
+		return "TLS"
+	case "ws", "WS":
+		return "WS"
+	case "wss", "WSS":
+		return "WSS"
+	default:
+		return strings.ToUpper(t)
 	}
 }
 

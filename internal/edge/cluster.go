@@ -238,7 +238,7 @@ func (s *Server) branchToInstance(r *Request, base *sip.Request, t location.Bind
 	v := s.via(transport, addrOf(dest), newBranch(req))
 	v.Host, v.Port = self.Host, self.Port
 	req.PrependHeader(v)
-	req.SetTransport(strings.ToUpper(transport))
+	req.SetTransport(upperTransport(transport))
 	req.SetDestination(dest)
 	s.opts.Cluster.tokens.outcomes.WithLabelValues("sent").Inc()
 	return &branch{req: req}, nil

@@ -277,7 +277,7 @@ func (s *Server) branchTo(r *Request, base *sip.Request, t location.Binding, for
 		}
 	}
 	req.PrependHeader(s.via(transport, peer, newBranch(req)))
-	req.SetTransport(strings.ToUpper(transport))
+	req.SetTransport(upperTransport(transport))
 	req.SetDestination(dest)
 	return &branch{req: req}, nil
 }
@@ -617,7 +617,7 @@ func (s *Server) fixResponse(res *sip.Response, b *branch) *sip.Response {
 		return out
 	}
 	if src, err := netip.ParseAddrPort(res.Source()); err == nil {
-		fixNATContact(out, netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), strings.ToLower(b.req.Transport()))
+		fixNATContact(out, netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), lowerTransport(b.req.Transport()))
 	}
 	return out
 }
@@ -834,7 +834,7 @@ func (s *Server) nextHop(r *Request, req *sip.Request) (*branch, error) {
 	}
 	peer := addrOf(dest)
 	req.PrependHeader(s.via(transport, peer, newBranch(req)))
-	req.SetTransport(strings.ToUpper(transport))
+	req.SetTransport(upperTransport(transport))
 	req.SetDestination(dest)
 	return &branch{req: req}, nil
 }

@@ -177,7 +177,7 @@ func (s *Server) registerTrunk(ctx context.Context, t *resources.Trunk, st trunk
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(registryExpires)))
 	req.AppendHeader(sip.NewHeader("User-Agent", s.opts.UserAgent))
 	req.SetBody(nil)
-	req.SetTransport(strings.ToUpper(hop.Transport))
+	req.SetTransport(upperTransport(hop.Transport))
 	req.SetDestination(dest)
 	s.fromListener(req)
 

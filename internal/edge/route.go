@@ -163,7 +163,7 @@ func (s *Server) via(transport string, peer netip.Addr, branch string) *sip.ViaH
 	v := &sip.ViaHeader{
 		ProtocolName:    "SIP",
 		ProtocolVersion: "2.0",
-		Transport:       strings.ToUpper(transport),
+		Transport:       upperTransport(transport),
 		Host:            host,
 		Port:            port,
 		Params:          sip.NewParams(),

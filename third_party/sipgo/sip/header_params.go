@@ -141,7 +141,17 @@ func (hp HeaderParams) ToStringWrite(sep byte, buffer io.StringWriter) {
 		return
 	}
 
-	sepstr := string(sep)
+	// routr-go patch: constant strings for the usual separators; string(sep)
+	// allocated on every call (its result goes to an interface method).
+	var sepstr string
+	switch sep {
+	case ';':
+		sepstr = ";"
+	case '&':
+		sepstr = "&"
+	default:
+		sepstr = string(sep)
+	}
 	i := 0
 	for _, kv := range hp {
 		if i > 0 {

@@ -233,9 +233,10 @@ func (hs *headers) Headers() []Header {
 // Headers are pointers, always Clone them for change
 func (hs *headers) GetHeaders(name string) []Header {
 	var hds []Header
-	nameLower := HeaderToLower(name)
+	// routr-go patch: names compared case-insensitively without lowering
+	// them (HeaderToLower allocates for names outside its list).
 	for _, h := range hs.headerOrder {
-		if HeaderToLower(h.Name()) == nameLower {
+		if headerNameEqualFold(h.Name(), name) {
 			hds = append(hds, h)
 		}
 	}
@@ -246,19 +247,69 @@ func (hs *headers) GetHeaders(name string) []Header {
 // Use lower case to avoid allocs
 // Headers are pointers, always Clone them for change
 func (hs *headers) GetHeader(name string) Header {
-	name = HeaderToLower(name)
-	return hs.getHeader(name)
+	// routr-go patch: names compared case-insensitively without lowering
+	// them (HeaderToLower allocates for names outside its list).
+	for _, h := range hs.headerOrder {
+		if headerNameEqualFold(h.Name(), name) {
+			return h
+		}
+	}
+	return nil
 }
 
 // getHeader is direct access, name must be lowercase
 func (hs *headers) getHeader(nameLower string) Header {
+	// routr-go patch: compared without lowering each header's name, which
+	// allocated for every name outside HeaderToLower's list on each lookup.
 	for _, h := range hs.headerOrder {
-		if HeaderToLower(h.Name()) == nameLower {
+		if headerNameLowerEqual(h.Name(), nameLower) {
 			return h
 		}
 	}
 
 	return nil
+}
+
+// routr-go patch: headerNameEqualFold reports whether
+// HeaderToLower(a) == HeaderToLower(b), and headerNameLowerEqual whether
+// HeaderToLower(name) == lower, without allocating (HeaderToLower lowers
+// ASCII letters only).
+func headerNameEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		ca, cb := a[i], b[i]
+		if ca == cb {
+			continue
+		}
+		if 'A' <= ca && ca <= 'Z' {
+			ca += 'a' - 'A'
+		}
+		if 'A' <= cb && cb <= 'Z' {
+			cb += 'a' - 'A'
+		}
+		if ca != cb {
+			return false
+		}
+	}
+	return true
+}
+
+func headerNameLowerEqual(name, lower string) bool {
+	if len(name) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // RemoveHeader removes header by name
@@ -304,9 +355,8 @@ func (hs *headers) CloneHeaders() []Header {
 // CallID returns underlying CallID parsed header or nil if not exists
 func (hs *headers) CallID() *CallIDHeader {
 	if hs.callid == nil {
-		var h CallIDHeader
-		if parseHeaderLazy(hs, parseCallIdHeader, []string{"call-id", "i"}, &h) {
-			hs.callid = &h
+		if h := parseHeaderLazy(hs, parseCallIdHeader, []string{"call-id", "i"}); h != nil {
+			hs.callid = h
 		}
 	}
 	return hs.callid
@@ -315,8 +365,7 @@ func (hs *headers) CallID() *CallIDHeader {
 // Via returns underlying Via parsed header or nil if not exists
 func (hs *headers) Via() *ViaHeader {
 	if hs.via == nil {
-		h := &ViaHeader{}
-		if parseHeaderLazy(hs, parseViaHeader, []string{"via", "v"}, h) {
+		if h := parseHeaderLazy(hs, parseViaHeader, []string{"via", "v"}); h != nil {
 			hs.via = h
 		}
 	}
@@ -326,8 +375,7 @@ func (hs *headers) Via() *ViaHeader {
 // From returns underlying From parsed header or nil if not exists
 func (hs *headers) From() *FromHeader {
 	if hs.from == nil {
-		h := &FromHeader{}
-		if parseHeaderLazy(hs, parseFromHeader, []string{"from", "f"}, h) {
+		if h := parseHeaderLazy(hs, parseFromHeader, []string{"from", "f"}); h != nil {
 			hs.from = h
 		}
 	}
@@ -337,8 +385,7 @@ func (hs *headers) From() *FromHeader {
 // To returns underlying To parsed header or nil if not exists
 func (hs *headers) To() *ToHeader {
 	if hs.to == nil {
-		h := &ToHeader{}
-		if parseHeaderLazy(hs, parseToHeader, []string{"to", "t"}, h) {
+		if h := parseHeaderLazy(hs, parseToHeader, []string{"to", "t"}); h != nil {
 			hs.to = h
 		}
 	}
@@ -348,8 +395,7 @@ func (hs *headers) To() *ToHeader {
 // CSeq returns underlying CSEQ parsed header or nil if not exists
 func (hs *headers) CSeq() *CSeqHeader {
 	if hs.cseq == nil {
-		h := &CSeqHeader{}
-		if parseHeaderLazy(hs, parseCSeqHeader, []string{"cseq"}, h) {
+		if h := parseHeaderLazy(hs, parseCSeqHeader, []string{"cseq"}); h != nil {
 			hs.cseq = h
 		}
 	}
@@ -359,9 +405,8 @@ func (hs *headers) CSeq() *CSeqHeader {
 // MaxForwards returns underlying Max-Forwards parsed header or nil if not exists
 func (hs *headers) MaxForwards() *MaxForwardsHeader {
 	if hs.maxForwards == nil {
-		var h MaxForwardsHeader
-		if parseHeaderLazy(hs, parseMaxForwardsHeader, []string{"max-forwards"}, &h) {
-			hs.maxForwards = &h
+		if h := parseHeaderLazy(hs, parseMaxForwardsHeader, []string{"max-forwards"}); h != nil {
+			hs.maxForwards = h
 		}
 	}
 	return hs.maxForwards
@@ -370,9 +415,8 @@ func (hs *headers) MaxForwards() *MaxForwardsHeader {
 // ContentLength returns underlying Content-Length parsed header or nil if not exists
 func (hs *headers) ContentLength() *ContentLengthHeader {
 	if hs.contentLength == nil {
-		var h ContentLengthHeader
-		if parseHeaderLazy(hs, parseContentLengthHeader, []string{"content-length", "l"}, &h) {
-			hs.contentLength = &h
+		if h := parseHeaderLazy(hs, parseContentLengthHeader, []string{"content-length", "l"}); h != nil {
+			hs.contentLength = h
 		}
 	}
 
@@ -382,9 +426,8 @@ func (hs *headers) ContentLength() *ContentLengthHeader {
 // ContentType returns underlying Content-Type parsed header or nil if not exists
 func (hs *headers) ContentType() *ContentTypeHeader {
 	if hs.contentType == nil {
-		var h ContentTypeHeader
-		if parseHeaderLazy(hs, parseContentTypeHeader, []string{"content-type", "c"}, &h) {
-			hs.contentType = &h
+		if h := parseHeaderLazy(hs, parseContentTypeHeader, []string{"content-type", "c"}); h != nil {
+			hs.contentType = h
 		}
 	}
 
@@ -394,8 +437,7 @@ func (hs *headers) ContentType() *ContentTypeHeader {
 // Contact returns underlying Contact parsed header or nil if not exists
 func (hs *headers) Contact() *ContactHeader {
 	if hs.contact == nil {
-		h := &ContactHeader{}
-		if parseHeaderLazy(hs, parseContactHeader, []string{"contact", "m"}, h) {
+		if h := parseHeaderLazy(hs, parseContactHeader, []string{"contact", "m"}); h != nil {
 			hs.contact = h
 		}
 	}
@@ -406,8 +448,7 @@ func (hs *headers) Contact() *ContactHeader {
 // Route returns underlying Route parsed header or nil if not exists
 func (hs *headers) Route() *RouteHeader {
 	if hs.route == nil {
-		h := &RouteHeader{}
-		if parseHeaderLazy(hs, parseRouteHeader, []string{"route"}, h) {
+		if h := parseHeaderLazy(hs, parseRouteHeader, []string{"route"}); h != nil {
 			hs.route = h
 		}
 	}
@@ -417,8 +458,7 @@ func (hs *headers) Route() *RouteHeader {
 // RecordRoute returns underlying Record-Route parsed header or nil if not exists
 func (hs *headers) RecordRoute() *RecordRouteHeader {
 	if hs.recordRoute == nil {
-		h := &RecordRouteHeader{}
-		if parseHeaderLazy(hs, parseRecordRouteHeader, []string{"record-route"}, h) {
+		if h := parseHeaderLazy(hs, parseRecordRouteHeader, []string{"record-route"}); h != nil {
 			hs.recordRoute = h
 		}
 	}
@@ -427,20 +467,12 @@ func (hs *headers) RecordRoute() *RecordRouteHeader {
 
 // ReferTo parses underlying Refer-To header or nil if not exists
 func (hs *headers) ReferTo() *ReferToHeader {
-	h := &ReferToHeader{}
-	if parseHeaderLazy(hs, parseReferToHeader, []string{"refer-to"}, h) {
-		return h
-	}
-	return nil
+	return parseHeaderLazy(hs, parseReferToHeader, []string{"refer-to"})
 }
 
 // ReferredBy parses underlying Referred-By header or nil if not exists
 func (hs *headers) ReferredBy() *ReferredByHeader {
-	h := &ReferredByHeader{}
-	if parseHeaderLazy(hs, parseReferredByHeader, []string{"referred-by"}, h) {
-		return h
-	}
-	return nil
+	return parseHeaderLazy(hs, parseReferredByHeader, []string{"referred-by"})
 }
 
 // NewHeader creates generic type of header
@@ -780,7 +812,8 @@ func (h *CSeqHeader) Value() string {
 }
 
 func (h *CSeqHeader) valueStringWrite(buffer io.StringWriter) {
-	buffer.WriteString(strconv.Itoa(int(h.SeqNo)))
+	// routr-go patch: the number is written without a string for it.
+	writeInt(buffer, int(h.SeqNo))
 	buffer.WriteString(" ")
 	buffer.WriteString(string(h.MethodName))
 }
@@ -927,11 +960,12 @@ func (h *ViaHeader) valueStringWrite(buffer io.StringWriter) {
 	buffer.WriteString("/")
 	buffer.WriteString(h.Transport)
 	buffer.WriteString(" ")
-	buffer.WriteString(uriIP(h.Host))
+	// routr-go patch: host and port are written without strings for them.
+	writeUriHost(buffer, h.Host)
 
 	if h.Port > 0 {
 		buffer.WriteString(":")
-		buffer.WriteString(strconv.Itoa(h.Port))
+		writeInt(buffer, h.Port)
 	}
 
 	if h.Params != nil && h.Params.Length() > 0 {
@@ -1185,20 +1219,25 @@ type headerPointerReceiver[T any] interface {
 	*T
 }
 
-func parseHeaderLazy[T any, HP headerPointerReceiver[T]](hs *headers, f func(headerText string, h HP) error, headerNames []string, h HP) bool {
+// routr-go patch: parseHeaderLazy allocates the header only once it found
+// one to parse, and returns it (nil if none or unparsable). Its callers
+// allocated one before the lookup, so every accessor asked for a header
+// the message lacks (Route, Record-Route, Contact, ...) allocated.
+func parseHeaderLazy[T any, HP headerPointerReceiver[T]](hs *headers, f func(headerText string, h HP) error, headerNames []string) HP {
 	for _, n := range headerNames {
 		hdr := hs.getHeader(n)
 		if hdr == nil {
 			continue
 		}
 
+		h := HP(new(T))
 		if err := f(hdr.Value(), h); err != nil {
 			DefaultLogger().Debug("Lazy header parsing failed", "header", hdr.Name(), "error", err)
-			return false
+			return nil
 		}
-		return true
+		return h
 	}
-	return false
+	return nil
 }
 
 func compactHeaderName(full string) string {

@@ -12,7 +12,20 @@ type nameAddress struct {
 	headerParams *HeaderParams
 }
 
-type addressFSM func(dispName *nameAddress, s string) (addressFSM, string, error)
+// routr-go patch: the address parser's states are numbers dispatched by a
+// switch, not function values: calling them through a function value made
+// the nameAddress escape, one allocation per From, To, Contact, Route and
+// Record-Route parsed.
+type addressFSM int
+
+const (
+	addressStateDone addressFSM = iota
+	addressStateDisplayNameS
+	addressStateDisplayNameQuotedS
+	addressStateUriBracketS
+	addressStateUriS
+	addressStateHeaderParamsS
+)
 
 // ParseAddressValue parses an address - such as from a From, To, or
 // Contact header. It returns:
@@ -37,10 +50,21 @@ func ParseAddressValue(addressText string, uri *Uri, headerParams *HeaderParams)
 // name-addr      =  [ display-name ] LAQUOT addr-spec RAQUOT
 // addr-spec      =  SIP-URI / SIPS-URI / absoluteURI
 func parseNameAddress(addressText string, a *nameAddress) (err error) {
-	state := addressStateDisplayName
+	state := addressStateDisplayNameS
 	str := addressText
-	for state != nil {
-		state, str, err = state(a, str)
+	for state != addressStateDone {
+		switch state {
+		case addressStateDisplayNameS:
+			state, str, err = addressStateDisplayName(a, str)
+		case addressStateDisplayNameQuotedS:
+			state, str, err = addressStateDisplayNameQuoted(a, str)
+		case addressStateUriBracketS:
+			state, str, err = addressStateUriBracket(a, str)
+		case addressStateUriS:
+			state, str, err = addressStateUri(a, str)
+		case addressStateHeaderParamsS:
+			state, str, err = addressStateHeaderParams(a, str)
+		}
 		if err != nil {
 			return
 		}
@@ -51,7 +75,7 @@ func parseNameAddress(addressText string, a *nameAddress) (err error) {
 func addressStateDisplayName(a *nameAddress, s string) (addressFSM, string, error) {
 	for i, c := range s {
 		if c == '"' {
-			return addressStateDisplayNameQuoted, s[i+1:], nil
+			return addressStateDisplayNameQuotedS, s[i+1:], nil
 		}
 
 		// https://datatracker.ietf.org/doc/html/rfc3261#section-20.10
@@ -61,18 +85,18 @@ func addressStateDisplayName(a *nameAddress, s string) (addressFSM, string, erro
 		// parameters, not URI parameters.
 		if c == '<' {
 			a.displayName = strings.TrimSpace(s[:i])
-			return addressStateUriBracket, s[i+1:], nil
+			return addressStateUriBracketS, s[i+1:], nil
 		}
 
 		if c == ';' {
 			// detect early
 			// uri can be without <> in that case there all after ; are header params
-			return addressStateUri, s, nil
+			return addressStateUriS, s, nil
 		}
 	}
 
 	// No DisplayName found
-	return addressStateUri, s, nil
+	return addressStateUriS, s, nil
 }
 
 func addressStateDisplayNameQuoted(a *nameAddress, s string) (addressFSM, string, error) {
@@ -89,7 +113,7 @@ func addressStateDisplayNameQuoted(a *nameAddress, s string) (addressFSM, string
 		if escaped {
 			if c == 0xA || c == 0x0D {
 				// quoted-pair  =  "\" (%x00-09 / %x0B-0C / %x0E-7F)
-				return nil, s, fmt.Errorf("invalid display name, not allowed to escape '0x%02X' in '%s'", c, s)
+				return addressStateDone, s, fmt.Errorf("invalid display name, not allowed to escape '0x%02X' in '%s'", c, s)
 			}
 			escaped = false
 			continue
@@ -100,52 +124,58 @@ func addressStateDisplayNameQuoted(a *nameAddress, s string) (addressFSM, string
 			s = s[i+1:]
 			for i, c := range s {
 				if c == '<' {
-					return addressStateUriBracket, s[i+1:], nil
+					return addressStateUriBracketS, s[i+1:], nil
 				}
 
 				if c == ';' {
-					return addressStateUri, s[i+1:], nil
+					return addressStateUriS, s[i+1:], nil
 				}
 			}
-			return nil, s, fmt.Errorf("no uri after display name")
+			return addressStateDone, s, fmt.Errorf("no uri after display name")
 		}
 	}
 
-	return nil, s, fmt.Errorf("invalid uri display name inside quotes")
+	return addressStateDone, s, fmt.Errorf("invalid uri display name inside quotes")
 }
 
 func addressStateUriBracket(a *nameAddress, s string) (addressFSM, string, error) {
 	if len(s) == 0 {
-		return nil, s, errors.New("No URI present")
+		return addressStateDone, s, errors.New("No URI present")
 	}
 
 	for i, c := range s {
 		if c == '>' {
 			err := ParseUri(s[:i], a.uri)
-			return addressStateHeaderParams, s[i+1:], err
+			return addressStateHeaderParamsS, s[i+1:], err
 		}
 	}
-	return nil, s, fmt.Errorf("invalid uri, missing end bracket")
+	return addressStateDone, s, fmt.Errorf("invalid uri, missing end bracket")
 }
 
 func addressStateUri(a *nameAddress, s string) (addressFSM, string, error) {
 	if len(s) == 0 {
-		return nil, s, errors.New("No URI present")
+		return addressStateDone, s, errors.New("No URI present")
 	}
 
 	for i, c := range s {
 		if c == ';' {
 			err := ParseUri(s[:i], a.uri)
-			return addressStateHeaderParams, s[i+1:], err
+			return addressStateHeaderParamsS, s[i+1:], err
 		}
 	}
 
 	// No header params detected
 	err := ParseUri(s, a.uri)
-	return nil, s, err
+	return addressStateDone, s, err
 }
 
 func addressStateHeaderParams(a *nameAddress, s string) (addressFSM, string, error) {
+	// routr-go patch: params without room get it for all that follow (one
+	// allocation, not one per doubling); see UnmarshalHeaderParams.
+	reserve := 0
+	if a.headerParams != nil && cap(*a.headerParams) == 0 {
+		reserve = strings.Count(s, ";") + 1
+	}
 
 	addParam := func(equal int, s string) {
 
@@ -153,7 +183,7 @@ func addressStateHeaderParams(a *nameAddress, s string) (addressFSM, string, err
 			name := s[:equal]
 			val := s[equal+1:]
 			if a.headerParams != nil {
-				a.headerParams.Add(name, val)
+				addParamReserve(a.headerParams, reserve, name, val)
 			}
 			return
 		}
@@ -166,7 +196,7 @@ func addressStateHeaderParams(a *nameAddress, s string) (addressFSM, string, err
 		// Case when we have key name but not value. ex ;+siptag;
 		name := s[:]
 		if a.headerParams != nil {
-			a.headerParams.Add(name, "")
+			addParamReserve(a.headerParams, reserve, name, "")
 		}
 	}
 
@@ -179,12 +209,12 @@ func addressStateHeaderParams(a *nameAddress, s string) (addressFSM, string, err
 
 		if c == ';' {
 			addParam(equal, s[:i])
-			return addressStateHeaderParams, s[i+1:], nil
+			return addressStateHeaderParamsS, s[i+1:], nil
 		}
 	}
 
 	addParam(equal, s)
-	return nil, s, nil
+	return addressStateDone, s, nil
 }
 
 // headerParserTo generates ToHeader

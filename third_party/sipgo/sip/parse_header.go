@@ -75,21 +75,41 @@ func (headersParser HeadersParser) ParseHeader(out []Header, line []byte) ([]Hea
 	}
 
 	fieldName := bytes.TrimSpace(line[:colonIdx])
-	lowerFieldName := headerToLower(fieldName)
 	fieldValue := bytes.TrimSpace(line[colonIdx+1:])
 
-	headerParser, ok := headersParser[string(lowerFieldName)]
+	// routr-go patch: a name outside headerToLower's list is lowered into
+	// a stack buffer for the lookup, and only lowered the allocating way
+	// when a parser is registered for it: the names without one (User-Agent,
+	// Allow, ...) allocated on every message.
+	lowerFieldName, known := headerToLowerKnown(fieldName)
+	var headerParser HeaderParser
+	var ok bool
+	if known {
+		headerParser, ok = headersParser[string(lowerFieldName)]
+	} else {
+		var buf [32]byte
+		headerParser, ok = headersParser[string(asciiToLowerBuf(fieldName, &buf))]
+		if ok {
+			lowerFieldName = asciiToLower(fieldName)
+		}
+	}
 	if !ok {
 		// We have no registered parser for this header type,
 		// so we encapsulate the header data in a GenericHeader struct.
 		// We do only forwarding on this with trimmed space. Validation and parsing is required by user
-		h := NewHeader(string(fieldName), string(fieldValue))
+		// routr-go patch: name and value are cut from one string.
+		h := newGenericHeaderFromLine(line, fieldName, fieldValue)
 		out = append(out, h)
 		return out, nil
 	}
 
 	// NOTE: This line is a must and this conversion must here to stay
-	fieldText := string(fieldValue)
+	// routr-go patch: a number below 1000 (Content-Length, Max-Forwards)
+	// is a shared constant string instead of a new one.
+	fieldText, ok := smallNumberString(fieldValue)
+	if !ok {
+		fieldText = string(fieldValue)
+	}
 	// Support comma separated values
 	for {
 		// We have a registered parser for this header type - use it.
@@ -108,6 +128,52 @@ func (headersParser HeadersParser) ParseHeader(out []Header, line []byte) ([]Hea
 		out = append(out, h)
 		fieldText = fieldText[commaErr+1:]
 	}
+}
+
+// routr-go patch: smallNumbers[n] is strconv.Itoa(n), all cut from one
+// string.
+var smallNumbers = func() (t [1000]string) {
+	var b []byte
+	for n := range t {
+		b = strconv.AppendInt(b, int64(n), 10)
+	}
+	s := string(b)
+	for n := range t {
+		l := len(strconv.Itoa(n))
+		t[n], s = s[:l], s[l:]
+	}
+	return t
+}()
+
+// routr-go patch: smallNumberString returns string(b) from smallNumbers
+// when b is a number below 1000 written as strconv.Itoa writes it.
+func smallNumberString(b []byte) (string, bool) {
+	if len(b) == 0 || len(b) > 3 || len(b) > 1 && b[0] == '0' {
+		return "", false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return "", false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return smallNumbers[n], true
+}
+
+// routr-go patch: newGenericHeaderFromLine returns
+// NewHeader(string(name), string(value)) for name and value cut from line,
+// with both strings cut from one: one allocation instead of two.
+func newGenericHeaderFromLine(line, name, value []byte) Header {
+	if len(name) == 0 || len(value) == 0 {
+		return NewHeader(string(name), string(value))
+	}
+	// name and value are subslices of line (bytes.TrimSpace of its parts):
+	// their offsets in line follow from their capacities.
+	start := cap(line) - cap(name)
+	valueStart := cap(line) - cap(value)
+	s := string(line[start : valueStart+len(value)])
+	return NewHeader(s[:len(name)], s[valueStart-start:])
 }
 
 func headerParserCallId(headerName []byte, headerText string) (header Header, err error) {

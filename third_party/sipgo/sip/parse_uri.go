@@ -7,7 +7,23 @@ import (
 	"strings"
 )
 
-type uriFSM func(uri *Uri, s string) (uriFSM, string, error)
+// routr-go patch: the URI parser's states are numbers dispatched by a
+// switch, not function values: calling them through a function value made
+// the *Uri escape, so that every Uri parsed into a local (the request
+// line's, routr's) was allocated on the heap.
+type uriFSM int
+
+const (
+	uriStateDone uriFSM = iota
+	uriStateSchemeS
+	uriStateSlashesS
+	uriStateUserS
+	uriStateHostS
+	uriStateHostIPV6S
+	uriStatePortS
+	uriStateUriParamsS
+	uriStateHeadersS
+)
 
 // ParseUri converts a string representation of a URI into a Uri object. SIP
 // and SIPS URIs are parsed according to RFC 3261 section 19.1.1. For every
@@ -16,10 +32,27 @@ func ParseUri(uriStr string, uri *Uri) (err error) {
 	if len(uriStr) == 0 {
 		return errors.New("empty URI")
 	}
-	state := uriStateScheme
+	state := uriStateSchemeS
 	str := uriStr
-	for state != nil {
-		state, str, err = state(uri, str)
+	for state != uriStateDone {
+		switch state {
+		case uriStateSchemeS:
+			state, str, err = uriStateScheme(uri, str)
+		case uriStateSlashesS:
+			state, str, err = uriStateSlashes(uri, str)
+		case uriStateUserS:
+			state, str, err = uriStateUser(uri, str)
+		case uriStateHostS:
+			state, str, err = uriStateHost(uri, str)
+		case uriStateHostIPV6S:
+			state, str, err = uriStateHostIPV6(uri, str)
+		case uriStatePortS:
+			state, str, err = uriStatePort(uri, str)
+		case uriStateUriParamsS:
+			state, str, err = uriStateUriParams(uri, str)
+		case uriStateHeadersS:
+			state, str, err = uriStateHeaders(uri, str)
+		}
 		if err != nil {
 			return
 		}
@@ -34,9 +67,9 @@ func uriStateScheme(uri *Uri, s string) (uriFSM, string, error) {
 			// Normally this goes under url path, but we set on host
 			uri.Host = "*"
 			uri.Wildcard = true
-			return nil, "", nil
+			return uriStateDone, "", nil
 		}
-		return nil, "", fmt.Errorf("not valid sip uri")
+		return uriStateDone, "", fmt.Errorf("not valid sip uri")
 	}
 
 	for i, c := range s {
@@ -48,24 +81,24 @@ func uriStateScheme(uri *Uri, s string) (uriFSM, string, error) {
 				// scheme-specific part of every other URI uninterpreted so
 				// that custom schemes can be handled by the application.
 				uri.raw = s[i+1:]
-				return nil, "", nil
+				return uriStateDone, "", nil
 			}
-			return uriStateSlashes, s[i+1:], nil
+			return uriStateSlashesS, s[i+1:], nil
 		}
 		// Check is c still ASCII
 		if !isASCII(c) {
-			return nil, "", fmt.Errorf("invalid uri scheme")
+			return uriStateDone, "", fmt.Errorf("invalid uri scheme")
 		}
 	}
 
-	return nil, "", fmt.Errorf("missing protocol scheme")
+	return uriStateDone, "", fmt.Errorf("missing protocol scheme")
 }
 
 func uriStateSlashes(uri *Uri, s string) (uriFSM, string, error) {
 	// Check does uri contain slashes
 	// They are valid in uri but normally we cut them
 	s, uri.HierarhicalSlashes = strings.CutPrefix(s, "//")
-	return uriStateUser, s, nil
+	return uriStateUserS, s, nil
 }
 
 func uriStateUser(uri *Uri, s string) (uriFSM, string, error) {
@@ -73,7 +106,7 @@ func uriStateUser(uri *Uri, s string) (uriFSM, string, error) {
 	for i, c := range s {
 		if c == '[' {
 			// IPV6
-			return uriStateHost, s[i:], nil
+			return uriStateHostS, s[i:], nil
 		}
 
 		if c == ':' {
@@ -87,39 +120,39 @@ func uriStateUser(uri *Uri, s string) (uriFSM, string, error) {
 			} else {
 				uri.User = s[:i]
 			}
-			return uriStateHost, s[i+1:], nil
+			return uriStateHostS, s[i+1:], nil
 		}
 	}
 
-	return uriStateHost, s, nil
+	return uriStateHostS, s, nil
 }
 
 func uriStateHost(uri *Uri, s string) (uriFSM, string, error) {
 	for i, c := range s {
 		if c == '[' {
-			return uriStateHostIPV6, s[i:], nil
+			return uriStateHostIPV6S, s[i:], nil
 		}
 
 		if c == ':' {
 			uri.Host = s[:i]
-			return uriStatePort, s[i+1:], nil
+			return uriStatePortS, s[i+1:], nil
 		}
 
 		if c == ';' {
 			uri.Host = s[:i]
-			return uriStateUriParams, s[i+1:], nil
+			return uriStateUriParamsS, s[i+1:], nil
 		}
 
 		if c == '?' {
 			uri.Host = s[:i]
-			return uriStateHeaders, s[i+1:], nil
+			return uriStateHeadersS, s[i+1:], nil
 		}
 	}
 	// If no special chars found, it means we are at end
 	uri.Host = s
 	// Check is this wildcard
 	uri.Wildcard = s == "*"
-	return uriStateUriParams, "", nil
+	return uriStateUriParamsS, "", nil
 }
 
 func uriStateHostIPV6(uri *Uri, s string) (uriFSM, string, error) {
@@ -129,13 +162,13 @@ func uriStateHostIPV6(uri *Uri, s string) (uriFSM, string, error) {
 
 	ind := strings.Index(s[:maxs], "]")
 	if ind <= 0 {
-		return nil, s, fmt.Errorf("IPV6 no closing bracket")
+		return uriStateDone, s, fmt.Errorf("IPV6 no closing bracket")
 	}
 	uri.Host = s[:ind+1]
 
 	if ind+1 == len(s) {
 		// finished
-		return uriStateUriParams, "", nil
+		return uriStateUriParamsS, "", nil
 	}
 
 	s = s[ind+1:]
@@ -143,18 +176,18 @@ func uriStateHostIPV6(uri *Uri, s string) (uriFSM, string, error) {
 	// Check now termination
 	c := s[0]
 	if c == ':' {
-		return uriStatePort, s[1:], nil
+		return uriStatePortS, s[1:], nil
 	}
 
 	if c == ';' {
-		return uriStateUriParams, s[1:], nil
+		return uriStateUriParamsS, s[1:], nil
 	}
 
 	if c == '?' {
-		return uriStateHeaders, s[1:], nil
+		return uriStateHeadersS, s[1:], nil
 	}
 
-	return uriStateUriParams, "", nil
+	return uriStateUriParamsS, "", nil
 }
 
 func uriStatePort(uri *Uri, s string) (uriFSM, string, error) {
@@ -162,17 +195,17 @@ func uriStatePort(uri *Uri, s string) (uriFSM, string, error) {
 	for i, c := range s {
 		if c == ';' {
 			uri.Port, err = strconv.Atoi(s[:i])
-			return uriStateUriParams, s[i+1:], err
+			return uriStateUriParamsS, s[i+1:], err
 		}
 
 		if c == '?' {
 			uri.Port, err = strconv.Atoi(s[:i])
-			return uriStateHeaders, s[i+1:], err
+			return uriStateHeadersS, s[i+1:], err
 		}
 	}
 
 	uri.Port, err = strconv.Atoi(s)
-	return uriStateUriParams, "", err
+	return uriStateUriParamsS, "", err
 }
 
 func uriStateUriParams(uri *Uri, s string) (uriFSM, string, error) {
@@ -181,13 +214,13 @@ func uriStateUriParams(uri *Uri, s string) (uriFSM, string, error) {
 	if len(s) == 0 {
 		uri.UriParams = nil
 		uri.Headers = nil
-		return nil, s, nil
+		return uriStateDone, s, nil
 	}
 	uri.UriParams = NewParams()
 	// uri.UriParams, n, err = ParseParams(s, 0, ';', '?', true, true)
 	n, err = UnmarshalHeaderParams(s, ';', '?', &uri.UriParams)
 	if err != nil {
-		return nil, s, err
+		return uriStateDone, s, err
 	}
 
 	if n == len(s) {
@@ -195,10 +228,10 @@ func uriStateUriParams(uri *Uri, s string) (uriFSM, string, error) {
 	}
 
 	if s[n] != '?' {
-		return nil, s, nil
+		return uriStateDone, s, nil
 	}
 
-	return uriStateHeaders, s[n+1:], nil
+	return uriStateHeadersS, s[n+1:], nil
 }
 
 func uriStateHeaders(uri *Uri, s string) (uriFSM, string, error) {
@@ -206,5 +239,5 @@ func uriStateHeaders(uri *Uri, s string) (uriFSM, string, error) {
 	// uri.Headers, _, err = ParseParams(s, 0, '&', 0, true, false)
 	uri.Headers = nil
 	_, err = UnmarshalHeaderParams(s, '&', 0, &uri.Headers)
-	return nil, s, err
+	return uriStateDone, s, err
 }

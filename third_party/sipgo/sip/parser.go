@@ -222,6 +222,11 @@ func (p *Parser) parseHeadersOnly(msg Message, data []byte) (*ContentLengthHeade
 		contentLength *ContentLengthHeader
 		err           error
 	)
+	// routr-go patch: the headers of one line are collected on the stack
+	// (a line with more than 4 comma-separated values still grows it on
+	// the heap); the buffer was allocated per message.
+	var headerArr [4]Header
+	headerBuf = headerArr[:0]
 	for {
 		headerBuf, n, err = p.parseNextHeader(headerBuf[:0], data)
 		data = data[n:]

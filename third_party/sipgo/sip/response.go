@@ -26,17 +26,26 @@ func NewResponse(
 	statusCode int,
 	reason string,
 ) *Response {
-	res := &Response{}
+	// routr-go patch: the response and the array its first 10 headers go
+	// in are one allocation (they were two, per response parsed or built).
+	a := &responseWithHeaders{}
+	res := &a.res
 	res.SipVersion = "SIP/2.0"
 	res.headers = headers{
 		// headers:     make(map[string]Header),
-		headerOrder: make([]Header, 0, 10),
+		headerOrder: a.hdrs[:0],
 	}
 	res.StatusCode = statusCode
 	res.Reason = reason
 	res.body = nil
 
 	return res
+}
+
+// routr-go patch: see NewResponse.
+type responseWithHeaders struct {
+	res  Response
+	hdrs [10]Header
 }
 
 // Short is textual short version of response
@@ -62,10 +71,10 @@ func (res *Response) StartLine() string {
 }
 
 func (res *Response) StartLineWrite(buffer io.StringWriter) {
-	statusCode := strconv.Itoa(int(res.StatusCode))
+	// routr-go patch: the status code is written without a string for it.
 	buffer.WriteString(res.SipVersion)
 	buffer.WriteString(" ")
-	buffer.WriteString(statusCode)
+	writeInt(buffer, int(res.StatusCode))
 	buffer.WriteString(" ")
 	buffer.WriteString(res.Reason)
 }

@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -70,7 +71,10 @@ func (tx *ClientTx) Init() error {
 		tx.spinFsmWithError(client_input_timer_b, fmt.Errorf("Timer_B timed out. %w", ErrTransactionTimeout))
 	})
 	tx.mu.Unlock()
-	tx.log.Debug("Client transaction initialized", "tx", tx.Key())
+	// routr-go patch: only when debug is on; the arguments allocated even when off.
+	if tx.log.Enabled(context.Background(), slog.LevelDebug) {
+		tx.log.Debug("Client transaction initialized", "tx", tx.Key())
+	}
 	return nil
 }
 
@@ -258,6 +262,9 @@ func (tx *ClientTx) delete(err error) bool {
 	if _, err := tx.conn.TryClose(); err != nil {
 		tx.log.Info("Closing connection returned error", "error", err, "tx", tx.Key())
 	}
-	tx.log.Debug("Client transaction destroyed", "tx", tx.Key())
+	// routr-go patch: only when debug is on; the arguments allocated even when off.
+	if tx.log.Enabled(context.Background(), slog.LevelDebug) {
+		tx.log.Debug("Client transaction destroyed", "tx", tx.Key())
+	}
 	return true
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 )
 
 type TransactionRequestHandler func(req *Request, tx *ServerTx)
@@ -30,6 +29,12 @@ type TransactionLayer struct {
 	terminateOnConnClose bool
 
 	log *slog.Logger
+
+	// routr-go patch: the method values given to each transaction's
+	// OnTerminate, made once (a method value allocates each time it is
+	// taken); nil in a TransactionLayer not made by NewTransactionLayer.
+	serverTxTerminateFn FnTxTerminate
+	clientTxTerminateFn FnTxTerminate
 }
 
 type TransactionLayerOption func(tpl *TransactionLayer)
@@ -69,6 +74,8 @@ func NewTransactionLayer(tpl *TransportLayer, options ...TransactionLayerOption)
 		unRespHandler: defaultUnhandledRespHandler,
 	}
 	txl.log = DefaultLogger().With("caller", "TransactionLayer")
+	txl.serverTxTerminateFn = txl.serverTxTerminate // routr-go patch
+	txl.clientTxTerminateFn = txl.clientTxTerminate // routr-go patch
 
 	for _, o := range options {
 		o(txl)
@@ -238,9 +245,10 @@ func (txl *TransactionLayer) serverTxRequest(req *Request, key string) error {
 	txl.serverTransactions.unlock()
 
 	// Connections are singleflight operations
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := txl.tpl.serverRequestConnection(ctx, req)
+	// routr-go patch: serverRequestConnection sets its 10 s timeout itself,
+	// where it resolves or dials; a request answered over the connection it
+	// came from (every UDP one) made a timer context for nothing.
+	conn, err := txl.tpl.serverRequestConnection(context.Background(), req)
 	if err != nil {
 		return fmt.Errorf("server tx get connection failed: %w", err)
 	}
@@ -272,7 +280,12 @@ func (txl *TransactionLayer) serverTxRequest(req *Request, key string) error {
 
 	// put tx to store
 	txl.serverTransactions.items[key] = tx
-	tx.OnTerminate(txl.serverTxTerminate)
+	// routr-go patch: the method value made once.
+	if f := txl.serverTxTerminateFn; f != nil {
+		tx.OnTerminate(f)
+	} else {
+		tx.OnTerminate(txl.serverTxTerminate)
+	}
 	txl.serverTransactions.unlock()
 
 	// pass request and transaction to handler
@@ -283,9 +296,8 @@ func (txl *TransactionLayer) serverTxRequest(req *Request, key string) error {
 func (txl *TransactionLayer) serverTxCreate(req *Request, key string) (*ServerTx, error) {
 	// Connection must exist by transport layer or it will be created
 	// What if connection setup can not be made fast enough?
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := txl.tpl.serverRequestConnection(ctx, req)
+	// routr-go patch: the timeout is set by serverRequestConnection.
+	conn, err := txl.tpl.serverRequestConnection(context.Background(), req)
 	if err != nil {
 		return nil, fmt.Errorf("server tx get connection failed: %w", err)
 	}
@@ -373,7 +385,12 @@ func (txl *TransactionLayer) clientTxRequest(ctx context.Context, req *Request, 
 	tx = NewClientTx(key, req, conn, txl.log)
 
 	txl.clientTransactions.items[key] = tx
-	tx.OnTerminate(txl.clientTxTerminate)
+	// routr-go patch: the method value made once.
+	if f := txl.clientTxTerminateFn; f != nil {
+		tx.OnTerminate(f)
+	} else {
+		tx.OnTerminate(txl.clientTxTerminate)
+	}
 	txl.clientTransactions.unlock()
 	return tx, nil
 }

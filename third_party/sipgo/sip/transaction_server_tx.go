@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -66,7 +67,10 @@ func (tx *ServerTx) Init() error {
 		})
 		tx.mu.Unlock()
 	}
-	tx.log.Debug("Server transaction initialized", "tx", tx.Key())
+	// routr-go patch: only when debug is on; the arguments allocated even when off.
+	if tx.log.Enabled(context.Background(), slog.LevelDebug) {
+		tx.log.Debug("Server transaction initialized", "tx", tx.Key())
+	}
 	return nil
 }
 
@@ -156,7 +160,10 @@ func (tx *ServerTx) ackSendAsync(r *Request) {
 }
 
 func (tx *ServerTx) Terminate() {
-	tx.log.Debug("Server transaction terminating", "tx", tx.Key())
+	// routr-go patch: only when debug is on; the arguments allocated even when off.
+	if tx.log.Enabled(context.Background(), slog.LevelDebug) {
+		tx.log.Debug("Server transaction terminating", "tx", tx.Key())
+	}
 	if tx.delete(ErrTransactionTerminated) {
 		// TODO: remove this double locking
 		tx.fsmMu.Lock()
@@ -268,7 +275,10 @@ func (tx *ServerTx) delete(err error) bool {
 	onterm := tx.onTerminate
 	tx.mu.Unlock()
 
-	tx.log.Debug("Server transaction destroyed", "tx", key)
+	// routr-go patch: only when debug is on; the arguments allocated even when off.
+	if tx.log.Enabled(context.Background(), slog.LevelDebug) {
+		tx.log.Debug("Server transaction destroyed", "tx", key)
+	}
 	if onterm != nil {
 		onterm(key, err)
 	}

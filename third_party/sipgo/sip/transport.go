@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"net"
+	"net/netip"
 	"strconv"
 )
 
@@ -49,6 +50,20 @@ type TransportReadFilter func(info TransportReadProps, data []byte) ([]byte, err
 
 // DefaultPort returns transport default port by network.
 func DefaultPort(transport string) int {
+	// routr-go patch: the usual spellings first; ASCIIToLower allocates
+	// for the upper case a Via carries ("SIP/2.0/UDP").
+	switch transport {
+	case "UDP", "udp":
+		return DefaultUdpPort
+	case "TCP", "tcp":
+		return DefaultTcpPort
+	case "TLS", "tls":
+		return DefaultTlsPort
+	case "WS", "ws":
+		return DefaultWsPort
+	case "WSS", "wss":
+		return DefaultWssPort
+	}
 	switch ASCIIToLower(transport) {
 	case "tls":
 		return DefaultTlsPort
@@ -77,7 +92,38 @@ func (a *Addr) String() string {
 		return net.JoinHostPort(a.Hostname, strconv.Itoa(a.Port))
 	}
 
+	// routr-go patch: an IPv4 address is formatted in one allocation.
+	if s, ok := ipv4PortString(a.IP, a.Port); ok {
+		return s
+	}
 	return net.JoinHostPort(a.IP.String(), strconv.Itoa(a.Port))
+}
+
+// routr-go patch: ipv4PortString returns what
+// net.JoinHostPort(ip.String(), strconv.Itoa(port)) does for an IPv4 (or
+// IPv4-mapped) ip, in one allocation instead of three; ok is false for
+// any other ip.
+func ipv4PortString(ip net.IP, port int) (string, bool) {
+	ip4 := ip.To4()
+	if ip4 == nil {
+		return "", false
+	}
+	var buf [32]byte
+	b := netip.AddrFrom4([4]byte(ip4)).AppendTo(buf[:0])
+	b = append(b, ':')
+	b = strconv.AppendInt(b, int64(port), 10)
+	return string(b), true
+}
+
+// routr-go patch: udpAddrString returns a.String() with an IPv4 source
+// (no zone) formatted in one allocation instead of three.
+func udpAddrString(a net.Addr) string {
+	if u, ok := a.(*net.UDPAddr); ok && u != nil && u.Zone == "" {
+		if s, ok := ipv4PortString(u.IP, u.Port); ok {
+			return s
+		}
+	}
+	return a.String()
 }
 
 func (a *Addr) Copy(d *Addr) {

@@ -456,6 +456,10 @@ func (l *TransportLayer) ClientRequestConnection(ctx context.Context, req *Reque
 	return c, nil
 }
 
+// routr-go patch: serverRequestConnectionTimeout bounds serverRequestConnection's
+// resolving and dialing (the server transaction layer gave it 10 s).
+const serverRequestConnectionTimeout = 10 * time.Second
+
 // serverRequestConnection implements serving connection when response needs to be returned
 // Based on: https://datatracker.ietf.org/doc/html/rfc3261#section-18.2.2
 //
@@ -534,6 +538,12 @@ func (l *TransportLayer) serverRequestConnection(ctx context.Context, req *Reque
 		// NOTE: This can happen at any point when server sending response and we are not handling those cases.
 		// Generally this may have issue with setups where connections are closed after each response
 	}
+
+	// routr-go patch: the 10 s timeout its callers set for the whole call
+	// (the server transaction layer's), set only where it is used: to
+	// resolve and dial. Nothing above uses ctx.
+	ctx, cancel := context.WithTimeout(ctx, serverRequestConnectionTimeout)
+	defer cancel()
 
 	raddr := Addr{
 		// IP:       net.ParseIP(uriNetIP(viaHost)),

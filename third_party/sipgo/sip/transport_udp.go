@@ -161,7 +161,7 @@ func (t *TransportUDP) readListenerConnection(conn *UDPConnection, laddr string,
 		if len(bytes.Trim(data, "\x00")) == 0 {
 			continue
 		}
-		rastr := raddr.String()
+		rastr := udpAddrString(raddr) // routr-go patch: was raddr.String()
 		if t.readFilter != nil {
 			filtered, err := t.readFilter(TransportReadProps{
 				Transport:  t.Network(),

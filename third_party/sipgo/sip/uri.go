@@ -52,9 +52,25 @@ type Uri struct {
 // String returns the string representation of the URI.
 func (uri *Uri) String() string {
 	var buffer strings.Builder
+	// routr-go patch: room for the whole URI up front (the builder grew
+	// three or four times).
+	buffer.Grow(uri.maxStringLen())
 	uri.StringWrite(&buffer)
 
 	return buffer.String()
+}
+
+// routr-go patch: maxStringLen is at least the length StringWrite writes.
+func (uri *Uri) maxStringLen() int {
+	n := len(uri.Scheme) + len("sips:") + len(uri.raw) + len("//") +
+		len(uri.User) + len(uri.Password) + len(":@") + len(uri.Host) + len("[]") + len(":-9223372036854775808")
+	for _, kv := range uri.UriParams {
+		n += len(";=\"\"") + len(kv.K) + len(kv.V)
+	}
+	for _, kv := range uri.Headers {
+		n += len("&=\"\"") + len(kv.K) + len(kv.V)
+	}
+	return n
 }
 
 // StringWrite writes uri string to buffer
@@ -88,22 +104,25 @@ func (uri *Uri) StringWrite(buffer io.StringWriter) {
 	}
 
 	// Compulsory hostname.
-	buffer.WriteString(uriIP(uri.Host))
+	// routr-go patch: host, port and params are written to buffer instead
+	// of through strings built for them (uriIP, strconv.Itoa, ToString);
+	// ToStringWrite writes what ToString returns.
+	writeUriHost(buffer, uri.Host)
 
 	// Optional port number.
 	if uri.Port > 0 {
 		buffer.WriteString(":")
-		buffer.WriteString(strconv.Itoa(uri.Port))
+		writeInt(buffer, uri.Port)
 	}
 
 	if (uri.UriParams != nil) && uri.UriParams.Length() > 0 {
 		buffer.WriteString(";")
-		buffer.WriteString(uri.UriParams.ToString(';'))
+		uri.UriParams.ToStringWrite(';', buffer)
 	}
 
 	if (uri.Headers != nil) && uri.Headers.Length() > 0 {
 		buffer.WriteString("?")
-		buffer.WriteString(uri.Headers.ToString('&'))
+		uri.Headers.ToStringWrite('&', buffer)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 )
 
@@ -40,6 +41,22 @@ func RandStringBytesMask(sb *strings.Builder, n int) string {
 
 func isASCII(c rune) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
+
+// routr-go patch: asciiToLowerBuf is asciiToLower lowering into buf when s
+// fits (the result then aliases buf).
+func asciiToLowerBuf(s []byte, buf *[32]byte) []byte {
+	if len(s) > len(buf) {
+		return asciiToLower(s)
+	}
+	b := buf[:len(s)]
+	for i, c := range s {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return b
 }
 
 func asciiToLower(s []byte) []byte {
@@ -149,6 +166,17 @@ var (
 )
 
 func headerToLower(s []byte) []byte {
+	// routr-go patch: the list is headerToLowerKnown.
+	if l, ok := headerToLowerKnown(s); ok {
+		return l
+	}
+	// This creates one allocation if we really need to lower
+	return asciiToLower(s)
+}
+
+// routr-go patch: headerToLowerKnown is headerToLower for the names it
+// lowers without allocating; ok is false for the others.
+func headerToLowerKnown(s []byte) ([]byte, bool) {
 	if len(s) == 1 {
 		c := s[0]
 		if 'A' <= c && c <= 'Z' {
@@ -156,51 +184,50 @@ func headerToLower(s []byte) []byte {
 		}
 		switch c {
 		case 't':
-			return hdrTo
+			return hdrTo, true
 		case 'f':
-			return hdrFrom
+			return hdrFrom, true
 		case 'v':
-			return hdrVia
+			return hdrVia, true
 		case 'i':
-			return hdrCallID
+			return hdrCallID, true
 		case 'l':
-			return hdrContentLength
+			return hdrContentLength, true
 		case 'c':
-			return hdrContentType
+			return hdrContentType, true
 		case 'm':
-			return hdrContact
+			return hdrContact, true
 		}
 	}
 	// Avoid allocations
 	switch string(s) {
 	case "Via", "via":
-		return hdrVia
+		return hdrVia, true
 	case "From", "from":
-		return hdrFrom
+		return hdrFrom, true
 	case "To", "to":
-		return hdrTo
+		return hdrTo, true
 	case "Call-ID", "call-id":
-		return hdrCallID
+		return hdrCallID, true
 	case "Contact", "contact":
-		return hdrContact
+		return hdrContact, true
 	case "CSeq", "CSEQ", "cseq":
-		return hdrCSeq
+		return hdrCSeq, true
 	case "Content-Type", "content-type":
-		return hdrContentType
+		return hdrContentType, true
 	case "Content-Length", "content-length":
-		return hdrContentLength
+		return hdrContentLength, true
 	case "Route", "route":
-		return hdrRoute
+		return hdrRoute, true
 	case "Record-Route", "record-route":
-		return hdrRecordRoute
+		return hdrRecordRoute, true
 	case "Max-Forwards":
-		return hdrMaxForwards
+		return hdrMaxForwards, true
 	case "Timestamp", "timestamp":
-		return hdrTimestamp
+		return hdrTimestamp, true
 	}
 
-	// This creates one allocation if we really need to lower
-	return asciiToLower(s)
+	return nil, false
 }
 
 // HeaderToLower is fast ASCII lower string
@@ -389,7 +416,12 @@ func compareFunctions(fsm1 any, fsm2 any) error {
 
 func isIPV6(host string) bool {
 	// Quick reject (has dot)
-	for c := range host {
+	// routr-go patch: look at the bytes; upstream ranged over the indices,
+	// so the reject never happened and every dotted host (each URI and Via
+	// written) went through net.ParseIP, which allocates. A dot before any
+	// colon is never an IPv6 address, so the result is the same.
+	for i := 0; i < len(host); i++ {
+		c := host[i]
 		if c == '.' {
 			return false
 		}
@@ -400,6 +432,34 @@ func isIPV6(host string) bool {
 
 	ip := net.ParseIP(host)
 	return ip != nil && ip.To4() == nil
+}
+
+// routr-go patch: writeInt and writeUriHost write what strconv.Itoa and
+// uriIP would return without building that string first when the writer
+// is a *bytes.Buffer or *strings.Builder (what sipgo's String and
+// transports pass): ports, status codes and CSeq numbers from 100 up, and
+// bracketed IPv6 hosts, allocated once per write.
+func writeInt(w io.StringWriter, n int) {
+	switch bw := w.(type) {
+	case *bytes.Buffer:
+		var a [20]byte
+		bw.Write(strconv.AppendInt(a[:0], int64(n), 10))
+	case *strings.Builder:
+		var a [20]byte
+		bw.Write(strconv.AppendInt(a[:0], int64(n), 10))
+	default:
+		w.WriteString(strconv.Itoa(n))
+	}
+}
+
+func writeUriHost(w io.StringWriter, host string) {
+	if isIPV6(host) {
+		w.WriteString("[")
+		w.WriteString(host)
+		w.WriteString("]")
+		return
+	}
+	w.WriteString(host)
 }
 
 func uriIP(ip string) string {
