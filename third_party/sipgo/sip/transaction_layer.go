@@ -28,6 +28,8 @@ type TransactionLayer struct {
 
 	terminateOnConnClose bool
 
+	workers *msgWorkers // routr-go patch: see workers.go
+
 	log *slog.Logger
 
 	// routr-go patch: the method values given to each transaction's
@@ -81,6 +83,7 @@ func NewTransactionLayer(tpl *TransportLayer, options ...TransactionLayerOption)
 		o(txl)
 	}
 
+	txl.workers = newMsgWorkers(txl.handleMessageSync)
 	//Send all transport messages to our transaction layer
 	tpl.OnMessage(txl.handleMessage)
 
@@ -142,11 +145,15 @@ func (txl *TransactionLayer) handleMessage(msg Message) {
 	// Current client transactions are blocking on passUp and this may block when calling tx.Receive
 	// forking here can remove this
 
+	txl.workers.submit(msg) // routr-go patch: was a goroutine per message
+}
+
+func (txl *TransactionLayer) handleMessageSync(msg Message) {
 	switch msg := msg.(type) {
 	case *Request:
-		go txl.handleRequestBackground(msg)
+		txl.handleRequestBackground(msg)
 	case *Response:
-		go txl.handleResponseBackground(msg)
+		txl.handleResponseBackground(msg)
 	default:
 		txl.log.Error("unsupported message, skip it")
 	}
@@ -449,6 +456,7 @@ func (txl *TransactionLayer) getServerTx(key string) (*ServerTx, bool) {
 func (txl *TransactionLayer) Close() {
 	txl.clientTransactions.terminateAll()
 	txl.serverTransactions.terminateAll()
+	txl.workers.close()
 	txl.log.Debug("transaction layer closed")
 }
 
