@@ -341,7 +341,7 @@ type summary struct {
 	GoroutinesBack  bool               `json:"goroutines_back"`         // within goroutineSlack of the start after the drain
 	GoroutineTop    []string           `json:"goroutine_top,omitempty"` // largest groups of the pprof dump when not back
 	GoroutineDump   string             `json:"goroutine_dump,omitempty"`
-	HeapAfterGCMB   float64            `json:"heap_inuse_after_gc_mb"` // after the drain and a forced GC
+	HeapAfterGCMB   float64            `json:"heap_inuse_after_gc_mb"`     // after the drain and a forced GC
 	RSSIdleMB       float64            `json:"edge_rss_idle_mb,omitempty"` // resident after the drain and -idle at rest, before that GC
 	HeapProfile     string             `json:"heap_profile,omitempty"`
 	// Events of the failed step counted again after the drain: what was
