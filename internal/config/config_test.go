@@ -209,6 +209,7 @@ func TestEnvOverrides(t *testing.T) {
 		"EVENTS_STREAM_REPLICAS":           "3",
 		"MAX_CALL_DURATION":                "0",
 		"LOCATION_MAX_BINDINGS":            "5000",
+		"GC_MIN_HEAP":                      "0",
 		"SIP_TRANSACTION_LINGER":           "32s",
 		"DRAIN_TIMEOUT":                    "45",
 	}))
@@ -239,6 +240,7 @@ func TestEnvOverrides(t *testing.T) {
 			Console: false, Embedded: true, QueueSize: 1024, Durable: true, StreamReplicas: 3}},
 		{"MaxCallDuration", c.MaxCallDuration, time.Duration(0)},
 		{"MaxBindings", c.MaxBindings, 5000},
+		{"GCMinHeapMiB", c.GCMinHeapMiB, 0},
 		{"TransactionLinger", c.TransactionLinger, 32 * time.Second},
 		{"DrainTimeout", c.DrainTimeout, 45 * time.Second},
 	}
@@ -292,6 +294,7 @@ func TestBadEnv(t *testing.T) {
 		{"EVENTS_QUEUE_SIZE", "lots", `EVENTS_QUEUE_SIZE: invalid value "lots" (want an integer from 1 to 16777216)`},
 		{"MAX_CALL_DURATION", "-1h", `MAX_CALL_DURATION: -1h0m0s is less than 0s`},
 		{"LOCATION_MAX_BINDINGS", "-1", `LOCATION_MAX_BINDINGS: invalid value "-1" (want an integer from 1 to 1073741824)`},
+		{"GC_MIN_HEAP", "-1", `GC_MIN_HEAP: invalid value "-1" (want an integer from 0 to 1048576)`},
 		{"SIP_TRANSACTION_LINGER", "100ms", `SIP_TRANSACTION_LINGER: 100ms is less than 1s`},
 		{"DRAIN_TIMEOUT", "soon", `DRAIN_TIMEOUT: invalid duration "soon" (want seconds, or a duration such as 90s, 5m or 4h)`},
 	}

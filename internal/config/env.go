@@ -93,28 +93,20 @@ func (e *envReader) strictBool(name string, dst *bool) {
 }
 
 // positive reads an integer in 1..max.
-func (e *envReader) positive(name string, max int, dst *int) {
-	v, ok := e.get(name)
-	if !ok {
-		return
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > max {
-		e.errorf(name, "invalid value %q (want an integer from 1 to %d)", v, max)
-		return
-	}
-	*dst = n
-}
+func (e *envReader) positive(name string, max int, dst *int) { e.intIn(name, 1, max, dst) }
 
 // count reads an integer from 0 to max.
-func (e *envReader) count(name string, max int, dst *int) {
+func (e *envReader) count(name string, max int, dst *int) { e.intIn(name, 0, max, dst) }
+
+// intIn reads an integer from min to max.
+func (e *envReader) intIn(name string, min, max int, dst *int) {
 	v, ok := e.get(name)
 	if !ok {
 		return
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 || n > max {
-		e.errorf(name, "invalid value %q (want an integer from 0 to %d)", v, max)
+	if err != nil || n < min || n > max {
+		e.errorf(name, "invalid value %q (want an integer from %d to %d)", v, min, max)
 		return
 	}
 	*dst = n
