@@ -66,10 +66,7 @@ func startGCMinHeap(minHeap uint64, base int) (stop func()) {
 
 // sentinel is unreachable from the moment it is armed: the collection
 // that finds it so queues its finalizer, which adjusts and re-arms it.
-type sentinel struct {
-	g *gcMinHeap
-	_ [16]byte // not a tiny allocation: those batch finalizers with others
-}
+type sentinel struct{ g *gcMinHeap }
 
 func (g *gcMinHeap) arm() {
 	runtime.SetFinalizer(&sentinel{g: g}, sentinelFired)

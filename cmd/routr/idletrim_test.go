@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -74,4 +75,22 @@ func TestIdleTrimLoopOncePerQuietPeriod(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// runIdleTrim reads the runtime metrics it names (an unknown name would
+// panic on its first read) and stops with its context.
+func TestRunIdleTrimReadsAndStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		runIdleTrim(ctx, slog.New(slog.DiscardHandler), time.Millisecond)
+		close(done)
+	}()
+	time.Sleep(20 * time.Millisecond) // several periods
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("runIdleTrim did not stop")
+	}
 }
